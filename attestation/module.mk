@@ -1,0 +1,1 @@
+# attestation: rules added by this folder

@@ -1,0 +1,1 @@
+# guest-driver: rules added by this folder

@@ -1,0 +1,1 @@
+# storage: rules added by this folder

@@ -1,0 +1,9 @@
+# transport/: the lowest layer every program links: errors, the bounds-checked
+# cursor, logging, endpoints, the Noise handshake and the framed channel.
+TRANSPORT_SRCS := transport/vtpm_error.c transport/cursor.c transport/log.c
+TRANSPORT_OBJS := $(TRANSPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_TRANSPORT  := $(BUILD)/libtransport.a
+
+$(LIB_TRANSPORT): $(TRANSPORT_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^

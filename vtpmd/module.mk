@@ -1,0 +1,1 @@
+# vtpmd: rules added by this folder
