@@ -6,6 +6,7 @@
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD    ?= build
+VERSION  := 0.1.0
 CC       ?= cc
 
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
@@ -31,7 +32,7 @@ CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC \
 CFLAGS   ?=
 ALL_CFLAGS = $(CFLAGS_COMMON) $(CFLAGS)
 LDFLAGS_COMMON := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS)
-VERSION  := 0.1.0
+
 
 LIB_SODIUM  := $(shell pkg-config --libs libsodium)
 LIB_TPMS    := $(shell pkg-config --libs libtpms)

@@ -1,0 +1,254 @@
+/*
+ * admin.c: the admin socket (unix, mode 0600): one JSON request line in,
+ * one JSON response line out (docs/ADMIN-PROTOCOL.md). The peer is a local
+ * operator, but its bytes are still parsed defensively (json-c, size limit,
+ * read timeout) and nothing it sends can reach a key or a plaintext blob.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "log.h"
+#include "parent.h"
+
+#define ADMIN_MAX_REQ	65536
+#define ADMIN_TIMEOUT_MS 2000
+
+static json_object *
+hexstr(const uint8_t *p, size_t n)
+{
+	char buf[2 * 64 + 1];
+
+	attest_hex_encode(p, n, buf);
+	return json_object_new_string(buf);
+}
+
+static json_object *
+inst_json(const struct store_instance *r)
+{
+	json_object *o = json_object_new_object();
+	struct inst *in = inst_find(r->name);
+	char uuid[33];
+	json_object *banks = json_object_new_array();
+	static const char *bank_names[] = { "sha1", "sha256", "sha384", "sha512" };
+	int i;
+
+	attest_hex_encode(r->uuid, sizeof(r->uuid), uuid);
+	json_object_object_add(o, "name", json_object_new_string(r->name));
+	json_object_object_add(o, "uuid", json_object_new_string(uuid));
+	json_object_object_add(o, "state", json_object_new_string(
+	    r->flags & STORE_INST_FENCED ? "fenced" :
+	    in != NULL ? inst_state_name(in->state) : "stored"));
+	json_object_object_add(o, "worker_pid", json_object_new_int(in ? (int)in->pid : 0));
+	json_object_object_add(o, "created", json_object_new_int64((int64_t)r->created));
+	json_object_object_add(o, "generation", json_object_new_int64((int64_t)r->perm_gen));
+	json_object_object_add(o, "has_volatile_state", json_object_new_boolean(r->vol_gen != 0));
+	json_object_object_add(o, "measurement", hexstr(r->measurement, sizeof(r->measurement)));
+	json_object_object_add(o, "host_data", hexstr(r->host_data, sizeof(r->host_data)));
+	for (i = 0; i < 4; i++)
+		if (r->pcr_banks & (1u << i))
+			json_object_array_add(banks, json_object_new_string(bank_names[i]));
+	json_object_object_add(o, "pcr_banks", banks);
+	return o;
+}
+
+static int
+list_cb(const struct store_instance *r, void *arg)
+{
+	json_object_array_add(arg, inst_json(r));
+	return 0;
+}
+
+static json_object *
+error_reply(const char *msg)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	return o;
+}
+
+static const char *
+get_str(json_object *req, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static json_object *
+admin_handle(json_object *req)
+{
+	json_object *reply = json_object_new_object(), *arr;
+	struct store_instance rec;
+	const char *op = get_str(req, "op"), *name;
+	char why[256];
+	int rc;
+
+	if (op == NULL) {
+		json_object_put(reply);
+		return error_reply("request has no \"op\"");
+	}
+	if (strcmp(op, "list") == 0) {
+		arr = json_object_new_array();
+		rc = store_inst_list(V->store, list_cb, arr);
+		if (rc != 0) {
+			json_object_put(arr);
+			json_object_put(reply);
+			snprintf(why, sizeof(why), "list failed: %s", vtpm_strerror(rc));
+			return error_reply(why);
+		}
+		json_object_object_add(reply, "instances", arr);
+	} else if (strcmp(op, "show") == 0 || strcmp(op, "delete") == 0) {
+		if ((name = get_str(req, "name")) == NULL) {
+			json_object_put(reply);
+			return error_reply("request has no \"name\"");
+		}
+		if (strcmp(op, "show") == 0) {
+			if ((rc = store_inst_get(V->store, name, &rec)) != 0) {
+				json_object_put(reply);
+				snprintf(why, sizeof(why), "no instance %s: %s", name,
+				    vtpm_strerror(rc));
+				return error_reply(why);
+			}
+			json_object_object_add(reply, "instance", inst_json(&rec));
+		} else if (inst_delete(name, why, sizeof(why)) != 0) {
+			json_object_put(reply);
+			return error_reply(why);
+		}
+	} else if (strcmp(op, "enroll") == 0) {
+		const char *m = get_str(req, "measurement"), *h = get_str(req, "host_data");
+		uint8_t meas[48], host[32];
+
+		name = get_str(req, "name");
+		if (name == NULL || m == NULL || h == NULL ||
+		    attest_hex_decode(m, meas, sizeof(meas)) != 0 ||
+		    attest_hex_decode(h, host, sizeof(host)) != 0) {
+			json_object_put(reply);
+			return error_reply("enroll needs name, measurement (96 hex digits) "
+			    "and host_data (64 hex digits)");
+		}
+		if (inst_enroll(name, meas, host, &rec, why, sizeof(why)) != 0) {
+			json_object_put(reply);
+			return error_reply(why);
+		}
+		json_object_object_add(reply, "instance", inst_json(&rec));
+	} else if (strcmp(op, "status") == 0) {
+		json_object *st = json_object_new_object();
+		struct inst *in;
+		int attached = 0, workers = 0;
+
+		TAILQ_FOREACH(in, &V->insts, entry) {
+			if (in->state == I_DEAD)
+				continue;
+			workers++;
+			attached += in->state == I_ACTIVE;
+		}
+		json_object_object_add(st, "version", json_object_new_string(VTPM_VERSION));
+		json_object_object_add(st, "state_dir", json_object_new_string(V->cfg.state_dir));
+		json_object_object_add(st, "dev_mode", json_object_new_boolean(V->cfg.dev));
+		json_object_object_add(st, "attestation", json_object_new_string(V->cfg.attestation));
+		json_object_object_add(st, "key_provider", json_object_new_string(
+		    strncmp(V->cfg.key_provider, "file:", 5) == 0 ? "file" : V->cfg.key_provider));
+		json_object_object_add(st, "keys", json_object_new_string("available"));
+		json_object_object_add(st, "workers", json_object_new_int(workers));
+		json_object_object_add(st, "attached", json_object_new_int(attached));
+		json_object_object_add(st, "handshakes", json_object_new_int(V->nhandshakes));
+		json_object_object_add(reply, "status", st);
+	} else {
+		json_object_put(reply);
+		snprintf(why, sizeof(why), "unknown op \"%.40s\"", op);
+		return error_reply(why);
+	}
+	json_object_object_add(reply, "ok", json_object_new_boolean(1));
+	return reply;
+}
+
+/* Reads one line (bounded size and time); returns its length or -1. */
+static ssize_t
+read_line(int fd, char *buf, size_t cap)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct timespec start, now;
+	size_t have = 0;
+	ssize_t n;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (have < cap - 1) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = ADMIN_TIMEOUT_MS - ((now.tv_sec - start.tv_sec) * 1000 +
+		    (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (ms <= 0 || poll(&pfd, 1, (int)ms) <= 0)
+			return -1;
+		n = read(fd, buf + have, cap - 1 - have);
+		if (n <= 0)
+			return -1;
+		have += (size_t)n;
+		if (memchr(buf, '\n', have) != NULL)
+			break;
+	}
+	buf[have] = '\0';
+	if (memchr(buf, '\n', have) == NULL)
+		return -1;
+	return (ssize_t)have;
+}
+
+void
+admin_accept(int lfd)
+{
+	static char buf[ADMIN_MAX_REQ + 1];
+	json_object *req, *reply;
+	json_tokener *tok;
+	const char *out;
+	ssize_t n;
+	size_t len, off;
+	int fd;
+
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		n = read_line(fd, buf, sizeof(buf));
+		if (n < 0) {
+			log_warnx("admin: request not read (too long, too slow or closed)");
+			reply = error_reply("request must be one JSON line of at most 64 KiB");
+		} else {
+			tok = json_tokener_new_ex(16);
+			req = tok ? json_tokener_parse_ex(tok, buf, (int)n) : NULL;
+			if (tok != NULL && json_tokener_get_error(tok) != json_tokener_success) {
+				json_object_put(req);
+				req = NULL;
+			}
+			if (tok != NULL)
+				json_tokener_free(tok);
+			if (req == NULL || !json_object_is_type(req, json_type_object)) {
+				log_warnx("admin: malformed request");
+				reply = error_reply("malformed JSON request");
+			} else {
+				reply = admin_handle(req);
+			}
+			json_object_put(req);
+		}
+		out = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
+		len = strlen(out);
+		for (off = 0; off < len; ) {
+			n = write(fd, out + off, len - off);
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+		(void)!write(fd, "\n", 1);
+		json_object_put(reply);
+		close(fd);
+	}
+	if (errno != EAGAIN && errno != EWOULDBLOCK)
+		log_warn("admin accept");
+}

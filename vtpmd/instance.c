@@ -1,0 +1,780 @@
+/*
+ * instance.c: instances with workers, and their durable state.
+ * Decides create / resume / power-cycle from verified claims only, spawns a
+ * worker per attached instance (fork+exec of vtpmd --worker), seals every
+ * blob a worker hands over and commits them in group-commit batches before
+ * acknowledging. Trusts workers for nothing: every IPC message is checked
+ * against the permission table in ipc.h and a violation kills the worker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "channel.h"
+#include "cursor.h"
+#include "ipc.h"
+#include "log.h"
+#include "parent.h"
+#include "proto.h"
+#include "worker.h"
+
+#define STOP_GRACE_SEC	10
+
+static uint8_t *ipcbuf;		/* IPC_MAX_MSG */
+static uint8_t *sealbuf;	/* sealed blob scratch */
+static uint8_t *plainbuf;	/* unsealed blob scratch (wiped after use) */
+#define SEALBUF_LEN	(IPC_MAX_BLOB + SEAL_BLOB_OVERHEAD)
+
+static void
+bufs_init(void)
+{
+	if (ipcbuf != NULL)
+		return;
+	ipcbuf = malloc(IPC_MAX_MSG);
+	sealbuf = malloc(SEALBUF_LEN);
+	plainbuf = sodium_malloc(2 * SEALBUF_LEN);
+	if (ipcbuf == NULL || sealbuf == NULL || plainbuf == NULL)
+		fatalx("out of memory");
+}
+
+const char *
+inst_state_name(enum inst_state st)
+{
+	switch (st) {
+	case I_STARTING:	return "starting";
+	case I_IDLE:		return "idle";
+	case I_ACTIVE:		return "attached";
+	case I_STOPPING:	return "stopping";
+	case I_DEAD:		return "dead";
+	}
+	return "?";
+}
+
+struct inst *
+inst_find(const char *name)
+{
+	struct inst *in;
+
+	TAILQ_FOREACH(in, &V->insts, entry)
+		if (in->state != I_DEAD && strcmp(in->rec.name, name) == 0)
+			return in;
+	return NULL;
+}
+
+static void
+inst_free(struct inst *in)
+{
+	TAILQ_REMOVE(&V->insts, in, entry);
+	V->ninsts--;
+	if (in->dek != NULL) {
+		sodium_memzero(in->dek, SEAL_KEY_LEN);
+		sodium_free(in->dek);
+	}
+	sodium_memzero(in, sizeof(*in));
+	free(in);
+}
+
+/* Stops listening to a worker and makes sure it is gone; freed once reaped. */
+static void
+inst_kill(struct inst *in, const char *why)
+{
+	if (in->state == I_DEAD)
+		return;
+	log_warnx("instance %s: worker %d killed: %s", in->rec.name, (int)in->pid, why);
+	if (in->pid > 0)
+		kill(in->pid, SIGKILL);
+	if (in->ev.fd >= 0) {
+		ev_del(&in->ev);
+		close(in->ev.fd);
+		in->ev.fd = -1;
+	}
+	in->state = I_DEAD;
+	if (in->waiting != NULL) {
+		struct session *s = in->waiting;
+
+		in->waiting = NULL;
+		session_attach_ready(s, in, 0);
+	}
+}
+
+static int
+inst_send(struct inst *in, uint8_t type, const void *a, size_t alen,
+    const void *b, size_t blen, int fd)
+{
+	int rc = ipc_send2(in->ev.fd, type, a, alen, b, blen, fd);
+
+	if (rc != 0)
+		inst_kill(in, "IPC send failed");
+	return rc;
+}
+
+/* ---------- spawning ---------- */
+
+static int
+inst_spawn(struct inst *in, const uint8_t *perm, size_t plen, const uint8_t *vol,
+    size_t vlen, int manufacture)
+{
+	uint8_t hdr[4 + 4 + 1 + 64 + 4], tail[4];
+	struct wbuf w;
+	size_t hlen, nlen = strlen(in->rec.name);
+	int sv[2], sndbuf = 1 << 20;
+	struct timeval tv = { 2, 0 };
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		log_warn("socketpair");
+		return VTPM_E_IO;
+	}
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	pid = fork();
+	if (pid < 0) {
+		log_warn("fork");
+		close(sv[0]);
+		close(sv[1]);
+		return VTPM_E_IO;
+	}
+	if (pid == 0) {
+		char *argv[] = { "vtpmd", "--worker", NULL, NULL };
+
+		if (V->cfg.verbose)
+			argv[2] = "-v";
+		if (dup2(sv[1], WORKER_IPC_FD) < 0)
+			_exit(127);
+		/* Only fds 0-2 and the IPC socket survive exec: the rest are CLOEXEC. */
+		execv(V->self_exe, argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	in->pid = pid;
+	in->ev.kind = EV_WORKER;
+	in->ev.fd = sv[0];
+	in->ev.obj = in;
+	in->state = I_STARTING;
+	if (ev_add(&in->ev, EPOLLIN) != 0) {
+		inst_kill(in, "epoll");
+		return VTPM_E_IO;
+	}
+	wbuf_init(&w, hdr, sizeof(hdr));
+	wbuf_put_u32(&w, manufacture ? IPC_INIT_F_MANUFACTURE : 0);
+	wbuf_put_u32(&w, in->rec.pcr_banks);
+	wbuf_put_u8(&w, (uint8_t)nlen);
+	wbuf_put_bytes(&w, in->rec.name, nlen);
+	wbuf_put_u32(&w, (uint32_t)plen);
+	if (wbuf_end(&w, &hlen) != 0)
+		fatalx("IPC_INIT header overflow");
+	/* body = hdr | perm | u32 vlen | vol: send in pieces via one buffer */
+	{
+		size_t total = hlen + plen + 4 + vlen;
+		uint8_t *msg;
+		int rc;
+
+		if (total > IPC_MAX_MSG - IPC_HDR_LEN) {
+			inst_kill(in, "state too large");
+			return VTPM_E_TOOBIG;
+		}
+		if ((msg = sodium_malloc(total)) == NULL)
+			fatalx("out of memory");
+		memcpy(msg, hdr, hlen);
+		if (plen > 0)
+			memcpy(msg + hlen, perm, plen);
+		be32_enc(tail, (uint32_t)vlen);
+		memcpy(msg + hlen + plen, tail, 4);
+		if (vlen > 0)
+			memcpy(msg + hlen + plen + 4, vol, vlen);
+		rc = inst_send(in, IPC_INIT, msg, total, NULL, 0, -1);
+		sodium_memzero(msg, total);
+		sodium_free(msg);
+		if (rc != 0)
+			return rc;
+	}
+	log_info("instance %s: worker %d started", in->rec.name, (int)pid);
+	return 0;
+}
+
+/* ---------- attach ---------- */
+
+static int
+name_taken(const char *name)
+{
+	struct store_instance tmp;
+
+	return store_inst_get(V->store, name, &tmp) == 0;
+}
+
+int
+inst_enroll(const char *name, const uint8_t meas[48], const uint8_t host[32],
+    struct store_instance *out, char *why, size_t whylen)
+{
+	struct store_instance rec;
+	uint8_t dek[SEAL_KEY_LEN];
+	int rc;
+
+	batch_commit();
+	if (name_taken(name)) {
+		snprintf(why, whylen, "instance %s exists already", name);
+		return VTPM_E_EXISTS;
+	}
+	if (store_inst_find_identity(V->store, meas, host, &rec) == 0) {
+		snprintf(why, whylen, "identity is enrolled already as %s", rec.name);
+		return VTPM_E_EXISTS;
+	}
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.name, sizeof(rec.name), "%s", name);
+	randombytes_buf(rec.uuid, sizeof(rec.uuid));
+	memcpy(rec.measurement, meas, sizeof(rec.measurement));
+	memcpy(rec.host_data, host, sizeof(rec.host_data));
+	rec.created = (uint64_t)time(NULL);
+	rec.pcr_banks = V->cfg.pcr_banks;
+	seal_dek_generate(dek);
+	rc = seal_dek_wrap(V->kek, rec.uuid, dek, rec.wrapped_dek);
+	sodium_memzero(dek, sizeof(dek));
+	if (rc != 0) {
+		snprintf(why, whylen, "could not wrap a data key: %s", vtpm_strerror(rc));
+		return rc;
+	}
+	store_batch_reset(V->batch);
+	if ((rc = store_batch_put_inst(V->batch, &rec)) != 0 ||
+	    (rc = store_batch_commit(V->store, V->batch)) != 0) {
+		store_batch_reset(V->batch);
+		snprintf(why, whylen, "could not store the new instance: %s",
+		    vtpm_strerror(rc));
+		return rc;
+	}
+	store_batch_reset(V->batch);
+	log_info("instance %s enrolled", rec.name);
+	if (out != NULL)
+		*out = rec;
+	return 0;
+}
+
+static int
+auto_enrol(const struct attest_claims *c, struct store_instance *rec, char *why,
+    size_t whylen)
+{
+	char base[32], name[STORE_NAME_MAX + 1], hex[13];
+	int i;
+
+	attest_hex_encode(c->host_data, 6, hex);
+	snprintf(base, sizeof(base), "guest-%s", hex);
+	snprintf(name, sizeof(name), "%s", base);
+	for (i = 2; name_taken(name) && i < 1000; i++)
+		snprintf(name, sizeof(name), "%s-%d", base, i);
+	return inst_enroll(name, c->measurement, c->host_data, rec, why, whylen);
+}
+
+/* Loads and opens a sealed blob of rec into plainbuf. */
+static int
+load_blob(const struct store_instance *rec, const uint8_t *dek, uint8_t type,
+    uint64_t gen, size_t *plen, char *why, size_t whylen)
+{
+	size_t slen;
+	int rc;
+
+	rc = store_blob_get(V->store, rec->uuid, type, sealbuf, SEALBUF_LEN, &slen);
+	if (rc != 0) {
+		snprintf(why, whylen, "%s state of %s missing from the store: %s",
+		    type == SEAL_BLOB_PERMANENT ? "permanent" : "volatile", rec->name,
+		    vtpm_strerror(rc));
+		return rc;
+	}
+	rc = unseal_blob(dek, rec->uuid, type, gen, sealbuf, slen, plainbuf,
+	    2 * SEALBUF_LEN, plen);
+	if (rc != 0) {
+		snprintf(why, whylen, "%s state of %s failed to open: %s "
+		    "(blob corrupted, from another instance, or stale)",
+		    type == SEAL_BLOB_PERMANENT ? "permanent" : "volatile", rec->name,
+		    vtpm_strerror(rc));
+		return rc;
+	}
+	return 0;
+}
+
+/*
+ * Starts the instance's worker from its durable state. The volatile blob is
+ * single-use: it is deleted durably before the worker runs, so a crash can
+ * never resume the same launch twice from it.
+ */
+static int
+inst_start(struct inst *in, const struct attest_claims *c, char *why, size_t whylen)
+{
+	struct store_instance rec = in->rec;
+	size_t plen = 0, vlen = 0;
+	uint8_t *vol = NULL;
+	int rc, resume = 0;
+
+	if (rec.vol_gen > 0 && sodium_memcmp(rec.vol_launch_id, c->launch_id,
+	    sizeof(rec.vol_launch_id)) == 0) {
+		if ((rc = load_blob(&rec, in->dek, SEAL_BLOB_VOLATILE, rec.vol_gen,
+		    &vlen, why, whylen)) != 0)
+			return rc;
+		if ((vol = sodium_malloc(vlen)) == NULL)
+			fatalx("out of memory");
+		memcpy(vol, plainbuf, vlen);
+		sodium_memzero(plainbuf, vlen);
+		resume = 1;
+	}
+	if (rec.vol_gen > 0) {
+		rec.vol_gen = 0;
+		memset(rec.vol_launch_id, 0, sizeof(rec.vol_launch_id));
+		store_batch_reset(V->batch);
+		if ((rc = store_batch_del_blob(V->batch, rec.uuid, SEAL_BLOB_VOLATILE)) != 0 ||
+		    (rc = store_batch_put_inst(V->batch, &rec)) != 0 ||
+		    (rc = store_batch_commit(V->store, V->batch)) != 0) {
+			store_batch_reset(V->batch);
+			snprintf(why, whylen, "could not consume volatile state: %s",
+			    vtpm_strerror(rc));
+			goto out;
+		}
+		store_batch_reset(V->batch);
+		in->rec = rec;
+	}
+	if (rec.perm_gen > 0 && (rc = load_blob(&rec, in->dek, SEAL_BLOB_PERMANENT,
+	    rec.perm_gen, &plen, why, whylen)) != 0)
+		goto out;
+	in->pending_how = resume ? ATTACHED_RESUMED :
+	    rec.perm_gen == 0 ? ATTACHED_NEW : ATTACHED_POWERED_ON;
+	rc = inst_spawn(in, plainbuf, plen, vol, vlen, rec.perm_gen == 0);
+	if (rc != 0)
+		snprintf(why, whylen, "could not start a worker: %s", vtpm_strerror(rc));
+out:
+	sodium_memzero(plainbuf, plen);
+	if (vol != NULL) {
+		sodium_memzero(vol, vlen);
+		sodium_free(vol);
+	}
+	return rc;
+}
+
+int
+inst_attach(struct session *s, const struct attest_claims *c, uint32_t flags,
+    char *why, size_t whylen, int *errcode)
+{
+	struct store_instance rec;
+	struct inst *in;
+	int rc;
+
+	bufs_init();
+	batch_commit();		/* reads below must see every acknowledged write */
+	rc = store_inst_find_identity(V->store, c->measurement, c->host_data, &rec);
+	if (rc == VTPM_E_NOTFOUND) {
+		if (!V->cfg.auto_enrol) {
+			snprintf(why, whylen, "identity not enrolled");
+			*errcode = ERR_NOT_ENROLLED;
+			return rc;
+		}
+		if ((rc = auto_enrol(c, &rec, why, whylen)) != 0) {
+			*errcode = ERR_UNAVAILABLE;
+			return rc;
+		}
+	} else if (rc != 0) {
+		snprintf(why, whylen, "store lookup failed: %s", vtpm_strerror(rc));
+		*errcode = ERR_UNAVAILABLE;
+		return rc;
+	}
+	if (rec.flags & STORE_INST_FENCED) {
+		snprintf(why, whylen, "instance %s is fenced (exported)", rec.name);
+		*errcode = ERR_FENCED;
+		return VTPM_E_FENCED;
+	}
+	if ((in = inst_find(rec.name)) != NULL) {
+		if (in->state != I_IDLE) {
+			snprintf(why, whylen, "instance %s already has a live session "
+			    "(state %s): second attach refused", rec.name,
+			    inst_state_name(in->state));
+			*errcode = ERR_BUSY;
+			return VTPM_E_BUSY;
+		}
+		/* A hot worker: same launch resumes, a new launch power-cycles. */
+		if (sodium_memcmp(in->launch_id, c->launch_id, sizeof(in->launch_id)) == 0) {
+			in->pending_how = ATTACHED_RESUMED;
+			in->pending_flags = 0;
+		} else {
+			in->pending_how = ATTACHED_POWERED_ON;
+			in->pending_flags = IPC_SESS_F_POWER_CYCLE;
+		}
+		memcpy(in->launch_id, c->launch_id, sizeof(in->launch_id));
+		in->claims = *c;
+		in->waiting = s;
+		inst_handoff(in, s);
+		return 0;
+	}
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		fatalx("out of memory");
+	in->ev.fd = -1;
+	in->rec = rec;
+	in->state = I_STARTING;
+	if ((in->dek = sodium_malloc(SEAL_KEY_LEN)) == NULL)
+		fatalx("out of memory");
+	TAILQ_INSERT_TAIL(&V->insts, in, entry);
+	V->ninsts++;
+	rc = seal_dek_unwrap(V->kek, rec.uuid, rec.wrapped_dek, in->dek);
+	if (rc != 0) {
+		snprintf(why, whylen, "data key of %s does not unwrap: %s", rec.name,
+		    vtpm_strerror(rc));
+		*errcode = ERR_UNAVAILABLE;
+		in->state = I_DEAD;
+		inst_free(in);
+		return rc;
+	}
+	memcpy(in->launch_id, c->launch_id, sizeof(in->launch_id));
+	in->claims = *c;
+	in->pending_flags = 0;
+	if ((rc = inst_start(in, c, why, whylen)) != 0) {
+		log_warnx("instance %s: %s", rec.name, why);
+		*errcode = ERR_UNAVAILABLE;
+		if (in->pid > 0) {
+			in->waiting = NULL;
+			inst_kill(in, "start failed");
+		} else {
+			in->state = I_DEAD;
+			inst_free(in);
+		}
+		return rc;
+	}
+	in->waiting = s;
+	return 0;
+}
+
+/* Hands the session's fd and cipher states to the worker; the session is done. */
+void
+inst_handoff(struct inst *in, struct session *s)
+{
+	struct noise_cipher tx, rx;
+	uint8_t msg[4 + 1 + 1 + 64 + 32 + 8 + 32 + 8];
+	struct wbuf w;
+	size_t n, nlen = strlen(in->rec.name);
+	struct chan *ch = session_chan(s);
+	uint32_t flags = in->pending_flags;
+	int rc;
+
+	in->waiting = NULL;
+	if (session_attach_flags(s) & ATTACH_F_AUTO_STARTUP)
+		flags |= IPC_SESS_F_AUTO_STARTUP;
+	chan_get_ciphers(ch, &tx, &rx);
+	wbuf_init(&w, msg, sizeof(msg));
+	wbuf_put_u32(&w, flags);
+	wbuf_put_u8(&w, in->pending_how);
+	wbuf_put_u8(&w, (uint8_t)nlen);
+	wbuf_put_bytes(&w, in->rec.name, nlen);
+	wbuf_put_bytes(&w, tx.k, 32);
+	wbuf_put_u64(&w, tx.n);
+	wbuf_put_bytes(&w, rx.k, 32);
+	wbuf_put_u64(&w, rx.n);
+	noise_cipher_wipe(&tx);
+	noise_cipher_wipe(&rx);
+	if (wbuf_end(&w, &n) != 0)
+		fatalx("IPC_SESSION overflow");
+	rc = inst_send(in, IPC_SESSION, msg, n, NULL, 0, chan_fd(ch));
+	sodium_memzero(msg, sizeof(msg));
+	if (rc != 0) {
+		session_failed(s, ERR_UNAVAILABLE, "instance worker unavailable");
+		return;
+	}
+	in->state = I_ACTIVE;
+	log_info("session %u: attached to instance %s (%s)", session_id(s), in->rec.name,
+	    in->pending_how == ATTACHED_RESUMED ? "resumed" :
+	    in->pending_how == ATTACHED_NEW ? "new" : "power-on");
+	session_done(s);	/* closes the parent's copy of the fd */
+}
+
+/* ---------- worker messages ---------- */
+
+static void
+ack_store(struct inst *in, int result)
+{
+	uint8_t b[4];
+
+	be32_enc(b, (uint32_t)(int32_t)result);
+	(void)inst_send(in, IPC_STORE_ACK, b, sizeof(b), NULL, 0, -1);
+}
+
+static void batch_abort(int rc);
+
+static int
+handle_store(struct inst *in, const uint8_t *body, size_t len)
+{
+	struct cursor cur;
+	const uint8_t *blob;
+	uint8_t type;
+	uint32_t blen;
+	uint64_t gen;
+	size_t slen;
+	int rc;
+
+	if (in->store_pending)
+		return VTPM_E_PROTO;
+	cur_init(&cur, body, len);
+	if (cur_get_u8(&cur, &type) != 0 || cur_get_u32(&cur, &blen) != 0 ||
+	    cur_get_ref(&cur, &blob, blen) != 0 || cur_end(&cur) != 0 || blen == 0)
+		return VTPM_E_FORMAT;
+	if (type == IPC_BLOB_VOLATILE ? in->state != I_STOPPING :
+	    type != IPC_BLOB_PERMANENT || in->state == I_IDLE)
+		return VTPM_E_PROTO;
+	if (V->nbatch_insts == (int)(sizeof(V->batch_insts) / sizeof(V->batch_insts[0])))
+		batch_commit();
+	in->pending_rec = in->rec;
+	gen = (in->rec.perm_gen > in->rec.vol_gen ? in->rec.perm_gen : in->rec.vol_gen) + 1;
+	rc = seal_blob(in->dek, V->kek->kid, in->rec.uuid, type, gen, blob, blen,
+	    sealbuf, SEALBUF_LEN, &slen);
+	if (rc == 0) {
+		if (type == IPC_BLOB_PERMANENT) {
+			in->pending_rec.perm_gen = gen;
+		} else {
+			in->pending_rec.vol_gen = gen;
+			memcpy(in->pending_rec.vol_launch_id, in->launch_id,
+			    sizeof(in->launch_id));
+		}
+		if ((rc = store_batch_put_blob(V->batch, in->rec.uuid, type, sealbuf, slen)) == 0)
+			rc = store_batch_put_inst(V->batch, &in->pending_rec);
+	}
+	if (rc != 0) {
+		/*
+		 * The batch may now hold half of this entry (a blob without its
+		 * record, or the reverse): committing it would strand a blob at a
+		 * generation no record names. Drop the whole batch and refuse
+		 * every store in it; each worker answers its guest with
+		 * TPM_RC_NV_UNAVAILABLE and nothing acknowledged is lost.
+		 */
+		log_warnx("instance %s: cannot queue state: %s; dropping the batch",
+		    in->rec.name, vtpm_strerror(rc));
+		batch_abort(rc);
+		ack_store(in, rc);
+		return 0;
+	}
+	in->store_pending = 1;
+	V->batch_insts[V->nbatch_insts++] = in;
+	return 0;
+}
+
+/* Refuses every store in the pending batch and empties it. */
+static void
+batch_abort(int rc)
+{
+	int i;
+
+	for (i = 0; i < V->nbatch_insts; i++) {
+		struct inst *in = V->batch_insts[i];
+
+		in->store_pending = 0;
+		if (in->state == I_DEAD) {
+			if (in->pid == 0)
+				inst_free(in);
+			continue;
+		}
+		ack_store(in, rc);
+	}
+	V->nbatch_insts = 0;
+	store_batch_reset(V->batch);
+}
+
+void
+batch_commit(void)
+{
+	int i, rc;
+
+	if (V->nbatch_insts == 0)
+		return;
+	rc = store_batch_commit(V->store, V->batch);
+	if (rc != 0)
+		log_warnx("group commit of %d state blobs failed: %s", V->nbatch_insts,
+		    vtpm_strerror(rc));
+	else
+		log_debug("group commit: %d state blobs", V->nbatch_insts);
+	for (i = 0; i < V->nbatch_insts; i++) {
+		struct inst *in = V->batch_insts[i];
+
+		in->store_pending = 0;
+		if (rc == 0)
+			in->rec = in->pending_rec;
+		if (in->state == I_DEAD) {
+			if (in->pid == 0)
+				inst_free(in);
+			continue;
+		}
+		ack_store(in, rc);
+	}
+	V->nbatch_insts = 0;
+	store_batch_reset(V->batch);
+}
+
+static int
+handle_msg(struct inst *in, uint8_t type, const uint8_t *body, size_t len)
+{
+	switch (type) {
+	case IPC_READY:
+		if (in->state != I_STARTING || len != 5)
+			return VTPM_E_PROTO;
+		if (be32_dec(body + 1) != 0) {
+			inst_kill(in, "TPM failed to start");
+			return 0;
+		}
+		in->state = I_IDLE;
+		time(&in->idle_since);
+		if (in->waiting != NULL)
+			session_attach_ready(in->waiting, in, 1);
+		return 0;
+	case IPC_STORE:
+		return handle_store(in, body, len);
+	case IPC_SESSION_END:
+		if ((in->state != I_ACTIVE && in->state != I_STOPPING) || len != 1)
+			return VTPM_E_PROTO;
+		log_info("instance %s: session ended (reason %u)", in->rec.name, body[0]);
+		if (in->state == I_ACTIVE) {
+			in->state = I_IDLE;
+			time(&in->idle_since);
+		}
+		return 0;
+	case IPC_STOPPED:
+		if (in->state != I_STOPPING || len != 1)
+			return VTPM_E_PROTO;
+		log_info("instance %s: stopped (volatile state %s)", in->rec.name,
+		    body[0] ? "saved" : "not saved");
+		in->state = I_DEAD;	/* reaped via SIGCHLD */
+		ev_del(&in->ev);
+		close(in->ev.fd);
+		in->ev.fd = -1;
+		return 0;
+	}
+	return VTPM_E_PROTO;
+}
+
+void
+inst_event(struct inst *in, uint32_t events)
+{
+	const uint8_t *body;
+	uint8_t type;
+	size_t len;
+	int fd, rc;
+
+	bufs_init();
+	while (in->state != I_DEAD && in->ev.fd >= 0) {
+		rc = ipc_recv(in->ev.fd, ipcbuf, IPC_MAX_MSG, &type, &body, &len, &fd);
+		if (rc == VTPM_E_AGAIN)
+			return;
+		if (rc != 0) {
+			inst_kill(in, rc == VTPM_E_CLOSED ? "worker exited" :
+			    "malformed IPC packet");
+			return;
+		}
+		if (fd >= 0) {
+			close(fd);
+			inst_kill(in, "worker sent a file descriptor");
+			return;
+		}
+		if ((rc = handle_msg(in, type, body, len)) != 0) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "IPC message 0x%02x not allowed in "
+			    "state %s (%s)", type, inst_state_name(in->state),
+			    vtpm_strerror(rc));
+			inst_kill(in, why);
+			return;
+		}
+	}
+}
+
+void
+inst_reaped(pid_t pid, int status)
+{
+	struct inst *in, *t;
+
+	TAILQ_FOREACH_SAFE(in, &V->insts, entry, t) {
+		if (in->pid != pid)
+			continue;
+		if (WIFSIGNALED(status) && in->state != I_DEAD)
+			log_warnx("instance %s: worker %d died on signal %d", in->rec.name,
+			    (int)pid, WTERMSIG(status));
+		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+			log_warnx("instance %s: worker %d exited with status %d",
+			    in->rec.name, (int)pid, WEXITSTATUS(status));
+		in->pid = 0;
+		if (in->state != I_DEAD)
+			inst_kill(in, "worker exited");
+		if (!in->store_pending)
+			inst_free(in);
+		return;
+	}
+}
+
+static void
+inst_stop(struct inst *in)
+{
+	if (inst_send(in, IPC_STOP, NULL, 0, NULL, 0, -1) != 0)
+		return;
+	in->state = I_STOPPING;
+	time(&in->stop_sent);
+}
+
+void
+insts_tick(time_t now)
+{
+	struct inst *in, *t;
+
+	TAILQ_FOREACH_SAFE(in, &V->insts, entry, t) {
+		if (in->state == I_IDLE && V->cfg.idle_timeout >= 0 &&
+		    now - in->idle_since >= V->cfg.idle_timeout) {
+			log_info("instance %s: idle for %ds, saving and stopping its worker",
+			    in->rec.name, V->cfg.idle_timeout);
+			inst_stop(in);
+		} else if (in->state == I_STOPPING && now - in->stop_sent > STOP_GRACE_SEC) {
+			inst_kill(in, "did not stop in time");
+		}
+	}
+}
+
+void
+insts_stop_all(void)
+{
+	struct inst *in, *t;
+
+	TAILQ_FOREACH_SAFE(in, &V->insts, entry, t) {
+		if (in->state == I_IDLE || in->state == I_ACTIVE)
+			inst_stop(in);
+		else if (in->state == I_STARTING)
+			inst_kill(in, "shutting down");
+	}
+}
+
+int
+insts_all_gone(void)
+{
+	return TAILQ_EMPTY(&V->insts);
+}
+
+int
+inst_delete(const char *name, char *why, size_t whylen)
+{
+	struct store_instance rec;
+	struct inst *in;
+	int rc;
+
+	batch_commit();
+	if ((rc = store_inst_get(V->store, name, &rec)) != 0) {
+		snprintf(why, whylen, "no instance %s: %s", name, vtpm_strerror(rc));
+		return rc;
+	}
+	if ((in = inst_find(name)) != NULL)
+		inst_kill(in, "instance deleted");
+	store_batch_reset(V->batch);
+	if ((rc = store_batch_del_inst(V->batch, name)) != 0 ||
+	    (rc = store_batch_commit(V->store, V->batch)) != 0) {
+		store_batch_reset(V->batch);
+		snprintf(why, whylen, "delete failed: %s", vtpm_strerror(rc));
+		return rc;
+	}
+	store_batch_reset(V->batch);
+	log_info("instance %s deleted (its data key is destroyed)", name);
+	return 0;
+}

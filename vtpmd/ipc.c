@@ -1,0 +1,124 @@
+/*
+ * ipc.c: one-packet-per-message IPC over SOCK_SEQPACKET, with fd passing.
+ * Trusts nothing received: the header and the packet size are checked here,
+ * every body is parsed by its receiver with the cursor.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "ipc.h"
+
+int
+ipc_send2(int sock, uint8_t type, const void *a, size_t alen, const void *b,
+    size_t blen, int pass_fd)
+{
+	uint8_t hdr[IPC_HDR_LEN] = { type, 0, 0, 0 };
+	struct iovec iov[3];
+	struct msghdr msg;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	ssize_t n;
+
+	if (alen + blen > IPC_MAX_MSG - IPC_HDR_LEN)
+		return VTPM_E_TOOBIG;
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = sizeof(hdr);
+	iov[1].iov_base = (void *)a;
+	iov[1].iov_len = alen;
+	iov[2].iov_base = (void *)b;
+	iov[2].iov_len = blen;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = 3;
+	if (pass_fd >= 0) {
+		memset(&cm, 0, sizeof(cm));
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = sizeof(cm.buf);
+		cm.hdr.cmsg_len = CMSG_LEN(sizeof(int));
+		cm.hdr.cmsg_level = SOL_SOCKET;
+		cm.hdr.cmsg_type = SCM_RIGHTS;
+		memcpy(CMSG_DATA(&cm.hdr), &pass_fd, sizeof(int));
+	}
+	do {
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EPIPE || errno == ECONNRESET ? VTPM_E_CLOSED : VTPM_E_IO;
+	if ((size_t)n != sizeof(hdr) + alen + blen)
+		return VTPM_E_IO;
+	return 0;
+}
+
+int
+ipc_send(int sock, uint8_t type, const void *body, size_t len, int pass_fd)
+{
+	return ipc_send2(sock, type, body, len, NULL, 0, pass_fd);
+}
+
+int
+ipc_recv(int sock, uint8_t *buf, size_t cap, uint8_t *type, const uint8_t **body,
+    size_t *blen, int *fd_out)
+{
+	struct iovec iov;
+	struct msghdr msg;
+	struct cmsghdr *c;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * 4)];
+	} cm;
+	ssize_t n;
+	int fd;
+
+	*fd_out = -1;
+	iov.iov_base = buf;
+	iov.iov_len = cap;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	do {
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return VTPM_E_AGAIN;
+		return errno == ECONNRESET ? VTPM_E_CLOSED : VTPM_E_IO;
+	}
+	/* Collect any passed fds first so none leaks on an error path. */
+	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			size_t i, nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			for (i = 0; i < nfd; i++) {
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				if (*fd_out < 0)
+					*fd_out = fd;
+				else
+					close(fd);
+			}
+		}
+	}
+	if (n == 0) {
+		if (*fd_out >= 0)
+			close(*fd_out);
+		*fd_out = -1;
+		return VTPM_E_CLOSED;
+	}
+	if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n < IPC_HDR_LEN ||
+	    buf[1] != 0 || buf[2] != 0 || buf[3] != 0) {
+		if (*fd_out >= 0)
+			close(*fd_out);
+		*fd_out = -1;
+		return VTPM_E_FORMAT;
+	}
+	*type = buf[0];
+	*body = buf + IPC_HDR_LEN;
+	*blen = (size_t)n - IPC_HDR_LEN;
+	return 0;
+}

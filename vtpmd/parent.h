@@ -1,0 +1,140 @@
+/*
+ * parent.h: state shared by the files of the vtpmd parent process
+ * (vtpmd.c: configuration and event loop; session.c: guest handshakes;
+ * instance.c: workers and durable state; admin.c: the admin socket).
+ * Nothing here is visible to workers.
+ */
+#ifndef VTPM_PARENT_H
+#define VTPM_PARENT_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "attest.h"
+#include "endpoint.h"
+#include "seal.h"
+#include "store.h"
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
+	for ((var) = TAILQ_FIRST((head));				\
+	    (var) && ((tvar) = TAILQ_NEXT((var), field), 1);		\
+	    (var) = (tvar))
+#endif
+
+#define MAX_LISTEN	8
+#define MAX_PINNED	8
+
+struct config {
+	int		 dev;
+	const char	*state_dir;
+	struct endpoint	 listen[MAX_LISTEN];
+	int		 nlisten;
+	struct endpoint	 admin;
+	int		 have_admin;
+	const char	*attestation;		/* "sim" */
+	int		 allow_sim;
+	const char	*key_provider;		/* "file:PATH" */
+	int		 allow_key_file;
+	uint8_t		 sim_measurement[ATTEST_MEASUREMENT_LEN];
+	uint8_t		 sim_host_data[ATTEST_HOST_DATA_LEN];
+	uint8_t		 sim_launch_id[ATTEST_LAUNCH_ID_LEN];
+	uint32_t	 pcr_banks;		/* bit 0 sha1, 1 sha256, 2 sha384, 3 sha512 */
+	int		 idle_timeout;		/* seconds a detached worker stays hot */
+	int		 auto_enrol;
+	size_t		 map_size;
+	int		 nosync;		/* tests only */
+	int		 handshake_timeout_ms;
+	int		 max_handshakes;
+	int		 verbose;
+};
+
+/* Event-loop registration: every fd in epoll points at one of these. */
+enum ev_kind { EV_LISTEN, EV_ADMIN, EV_SESSION, EV_WORKER, EV_SIGNAL };
+struct ev {
+	enum ev_kind	 kind;
+	int		 fd;
+	void		*obj;
+};
+
+enum inst_state { I_STARTING, I_IDLE, I_ACTIVE, I_STOPPING, I_DEAD };
+
+struct session;
+
+/* An instance with a worker process. */
+struct inst {
+	TAILQ_ENTRY(inst)	 entry;
+	struct store_instance	 rec;		/* as committed */
+	uint8_t			*dek;		/* sodium_malloc, 32 bytes */
+	pid_t			 pid;
+	struct ev		 ev;		/* the IPC socket */
+	enum inst_state		 state;
+	struct session		*waiting;	/* attach waiting for READY */
+	uint8_t			 launch_id[ATTEST_LAUNCH_ID_LEN];
+	struct attest_claims	 claims;	/* of the live or last session */
+	time_t			 idle_since;
+	time_t			 stop_sent;
+	int			 store_pending;	/* an IPC_STORE is in the batch */
+	struct store_instance	 pending_rec;	/* rec once that batch commits */
+	uint8_t			 pending_how;	/* ATTACHED how for the waiting session */
+	uint32_t		 pending_flags;	/* IPC_SESS_F_* for it */
+};
+TAILQ_HEAD(inst_list, inst);
+
+struct vtpmd {
+	struct config		 cfg;
+	int			 epfd;
+	struct store		*store;
+	struct seal_kek		*kek;
+	struct attest_provider	*attester;
+	struct attest_verify_cfg verify;
+	struct inst_list	 insts;
+	int			 ninsts;
+	int			 nhandshakes;
+	struct store_batch	*batch;		/* group commit: pending writes */
+	struct inst		*batch_insts[1024];
+	int			 nbatch_insts;
+	int			 shutting_down;
+	char			 self_exe[4096];
+};
+
+extern struct vtpmd *V;
+
+/* vtpmd.c */
+int  ev_add(struct ev *ev, uint32_t events);
+void ev_del(struct ev *ev);
+
+/* session.c */
+void session_accept(int lfd);
+void session_event(struct session *s, uint32_t events);
+void session_attach_ready(struct session *s, struct inst *in, int ok);
+struct chan *session_chan(struct session *s);
+unsigned session_id(const struct session *s);
+uint32_t session_attach_flags(const struct session *s);
+void session_done(struct session *s);		/* handed off: free, keep the fd */
+void session_failed(struct session *s, int code, const char *why);
+void sessions_expire(const struct timespec *now);
+void sessions_close_all(void);
+
+/* instance.c */
+int  inst_attach(struct session *s, const struct attest_claims *c,
+    uint32_t attach_flags, char *why, size_t whylen, int *errcode);
+void inst_handoff(struct inst *in, struct session *s);
+void inst_event(struct inst *in, uint32_t events);
+void inst_reaped(pid_t pid, int status);
+void insts_tick(time_t now);
+void insts_stop_all(void);
+int  insts_all_gone(void);
+void batch_commit(void);
+int  inst_delete(const char *name, char *why, size_t whylen);
+int  inst_enroll(const char *name, const uint8_t meas[48], const uint8_t host[32],
+    struct store_instance *out, char *why, size_t whylen);
+struct inst *inst_find(const char *name);
+const char *inst_state_name(enum inst_state st);
+
+/* admin.c */
+void admin_accept(int lfd);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * vtpmctl.c: the operator's tool. Sends one JSON request over vtpmd's admin
+ * socket and prints the answer as a table or, with --json, as JSON.
+ * Trusts the daemon's answer only as far as json-c parses it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#define DEFAULT_ADMIN	"/run/vtpmd/admin.sock"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: vtpmctl [--admin PATH] [--json] COMMAND [ARGS]\n"
+"commands:\n"
+"  list                         instances and their state\n"
+"  show NAME                    one instance\n"
+"  delete NAME                  destroy an instance (crypto-shred its data key)\n"
+"  enroll NAME --measurement HEX --host-data HEX\n"
+"  status                       daemon status\n");
+}
+
+static json_object *
+request(const char *path, json_object *req)
+{
+	struct sockaddr_un sun;
+	const char *out = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	static char buf[1 << 22];
+	size_t have = 0;
+	ssize_t n;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "vtpmctl: admin socket path too long\n");
+		exit(2);
+	}
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		fprintf(stderr, "vtpmctl: cannot reach vtpmd at %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	if (write(fd, out, strlen(out)) != (ssize_t)strlen(out) || write(fd, "\n", 1) != 1) {
+		fprintf(stderr, "vtpmctl: write: %s\n", strerror(errno));
+		exit(2);
+	}
+	while (have < sizeof(buf) - 1 && (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0)
+		have += (size_t)n;
+	close(fd);
+	buf[have] = '\0';
+	return json_tokener_parse(buf);
+}
+
+static void
+print_instance_line(json_object *o)
+{
+	json_object *v;
+	const char *name = "", *state = "", *uuid = "";
+	int64_t gen = 0;
+
+	if (json_object_object_get_ex(o, "name", &v))
+		name = json_object_get_string(v);
+	if (json_object_object_get_ex(o, "state", &v))
+		state = json_object_get_string(v);
+	if (json_object_object_get_ex(o, "uuid", &v))
+		uuid = json_object_get_string(v);
+	if (json_object_object_get_ex(o, "generation", &v))
+		gen = json_object_get_int64(v);
+	printf("%-24s %-10s %10lld  %s\n", name, state, (long long)gen, uuid);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "admin", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "measurement", required_argument, NULL, 'm' },
+		{ "host-data", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *admin = DEFAULT_ADMIN, *cmd, *meas = NULL, *host = NULL;
+	json_object *req, *rep, *v;
+	int ch, json = 0, ok;
+	size_t i;
+
+	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'a':	admin = optarg; break;
+		case 'j':	json = 1; break;
+		case 'm':	meas = optarg; break;
+		case 'd':	host = optarg; break;
+		case 'h':	usage(stdout); return 0;
+		default:	usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind++];
+	/* Options may also follow the command. */
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'a':	admin = optarg; break;
+		case 'j':	json = 1; break;
+		case 'm':	meas = optarg; break;
+		case 'd':	host = optarg; break;
+		default:	usage(stderr); return 2;
+		}
+	}
+	req = json_object_new_object();
+	json_object_object_add(req, "op", json_object_new_string(cmd));
+	if (strcmp(cmd, "show") == 0 || strcmp(cmd, "delete") == 0 || strcmp(cmd, "enroll") == 0) {
+		if (optind >= argc) {
+			fprintf(stderr, "vtpmctl: %s needs NAME\n", cmd);
+			return 2;
+		}
+		json_object_object_add(req, "name", json_object_new_string(argv[optind++]));
+	}
+	if (strcmp(cmd, "enroll") == 0) {
+		if (meas == NULL || host == NULL) {
+			fprintf(stderr, "vtpmctl: enroll needs --measurement and --host-data\n");
+			return 2;
+		}
+		json_object_object_add(req, "measurement", json_object_new_string(meas));
+		json_object_object_add(req, "host_data", json_object_new_string(host));
+	} else if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0 &&
+	    strcmp(cmd, "delete") != 0 && strcmp(cmd, "status") != 0) {
+		fprintf(stderr, "vtpmctl: unknown command %s\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "vtpmctl: unexpected argument %s\n", argv[optind]);
+		return 2;
+	}
+	rep = request(admin, req);
+	json_object_put(req);
+	if (rep == NULL) {
+		fprintf(stderr, "vtpmctl: vtpmd sent no valid answer\n");
+		return 2;
+	}
+	ok = json_object_object_get_ex(rep, "ok", &v) && json_object_get_boolean(v);
+	if (!ok) {
+		const char *err = json_object_object_get_ex(rep, "error", &v) ?
+		    json_object_get_string(v) : "unknown error";
+
+		if (json)
+			printf("%s\n", json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
+		fprintf(stderr, "vtpmctl: %s\n", err);
+		json_object_put(rep);
+		return 1;
+	}
+	if (json) {
+		printf("%s\n", json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
+	} else if (strcmp(cmd, "list") == 0) {
+		json_object_object_get_ex(rep, "instances", &v);
+		printf("%-24s %-10s %10s  %s\n", "NAME", "STATE", "GENERATION", "UUID");
+		for (i = 0; i < json_object_array_length(v); i++)
+			print_instance_line(json_object_array_get_idx(v, i));
+	} else if (strcmp(cmd, "show") == 0 || strcmp(cmd, "enroll") == 0) {
+		json_object_object_get_ex(rep, "instance", &v);
+		printf("%s\n", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PRETTY));
+	} else if (strcmp(cmd, "status") == 0) {
+		json_object_object_get_ex(rep, "status", &v);
+		printf("%s\n", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PRETTY));
+	} else {
+		printf("ok\n");
+	}
+	json_object_put(rep);
+	return 0;
+}

@@ -1,0 +1,491 @@
+/*
+ * vtpmd.c: the vtpmd program: configuration, start-up checks, the parent's
+ * event loop and clean shutdown. `vtpmd --worker` runs the worker role
+ * instead (worker.c). Trusts its command line (the operator); everything
+ * arriving on sockets is handled by session.c, instance.c and admin.c.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "keyprov.h"
+#include "log.h"
+#include "parent.h"
+#include "sandbox.h"
+#include "worker.h"
+
+struct vtpmd *V;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: vtpmd [--dev] --state-dir DIR --listen ENDPOINT [--listen ...] --admin unix:PATH\n"
+"             [--attestation sim] [--allow-sim-attestation]\n"
+"             [--key-provider file:PATH] [--allow-key-file]\n"
+"             [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
+"             [--auto-enrol] [--pcr-banks LIST] [--idle-timeout SEC]\n"
+"             [--max-handshakes N] [--store-map-size MIB] [-n] [-v]\n"
+"Endpoints: unix:PATH, vsock:PORT, tcp:127.0.0.1:PORT.\n"
+"--dev: development mode. Simulated attestation, a local key file in the state\n"
+"directory, auto-enrolment. NOT FOR PRODUCTION. See vtpmd(8).\n");
+}
+
+int
+ev_add(struct ev *ev, uint32_t events)
+{
+	struct epoll_event e = { .events = events, .data.ptr = ev };
+
+	if (epoll_ctl(V->epfd, EPOLL_CTL_ADD, ev->fd, &e) != 0) {
+		log_warn("epoll_ctl add");
+		return VTPM_E_IO;
+	}
+	return 0;
+}
+
+void
+ev_del(struct ev *ev)
+{
+	if (ev->fd >= 0 && epoll_ctl(V->epfd, EPOLL_CTL_DEL, ev->fd, NULL) != 0 &&
+	    errno != ENOENT && errno != EBADF)
+		log_warn("epoll_ctl del");
+}
+
+static int
+parse_banks(const char *s, uint32_t *out)
+{
+	char buf[128], *tok, *save = NULL;
+	uint32_t banks = 0;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (strcmp(tok, "sha1") == 0)
+			banks |= 1;
+		else if (strcmp(tok, "sha256") == 0)
+			banks |= 2;
+		else if (strcmp(tok, "sha384") == 0)
+			banks |= 4;
+		else if (strcmp(tok, "sha512") == 0)
+			banks |= 8;
+		else
+			return -1;
+	}
+	if (banks == 0)
+		return -1;
+	*out = banks;
+	return 0;
+}
+
+enum {
+	OPT_DEV = 256, OPT_STATE_DIR, OPT_LISTEN, OPT_ADMIN, OPT_ATTESTATION,
+	OPT_ALLOW_SIM, OPT_KEY_PROVIDER, OPT_ALLOW_KEY_FILE, OPT_SIM_MEAS,
+	OPT_SIM_HOST, OPT_SIM_LAUNCH, OPT_AUTO_ENROL, OPT_PCR_BANKS, OPT_IDLE,
+	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER,
+};
+
+static const struct option longopts[] = {
+	{ "dev", no_argument, NULL, OPT_DEV },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "admin", required_argument, NULL, OPT_ADMIN },
+	{ "attestation", required_argument, NULL, OPT_ATTESTATION },
+	{ "allow-sim-attestation", no_argument, NULL, OPT_ALLOW_SIM },
+	{ "key-provider", required_argument, NULL, OPT_KEY_PROVIDER },
+	{ "allow-key-file", no_argument, NULL, OPT_ALLOW_KEY_FILE },
+	{ "sim-measurement", required_argument, NULL, OPT_SIM_MEAS },
+	{ "sim-host-data", required_argument, NULL, OPT_SIM_HOST },
+	{ "sim-launch-id", required_argument, NULL, OPT_SIM_LAUNCH },
+	{ "auto-enrol", no_argument, NULL, OPT_AUTO_ENROL },
+	{ "auto-enroll", no_argument, NULL, OPT_AUTO_ENROL },
+	{ "pcr-banks", required_argument, NULL, OPT_PCR_BANKS },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+	{ "max-handshakes", required_argument, NULL, OPT_MAX_HS },
+	{ "store-map-size", required_argument, NULL, OPT_MAP_SIZE },
+	{ "unsafe-nosync", no_argument, NULL, OPT_NOSYNC },
+	{ "worker", no_argument, NULL, OPT_WORKER },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static long
+parse_num(const char *s, long lo, long hi, const char *what)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || end == s || v < lo || v > hi)
+		fatalx("%s: %s is not a number in %ld..%ld", what, s, lo, hi);
+	return v;
+}
+
+static void
+parse_hex_opt(const char *s, uint8_t *out, size_t len, const char *what)
+{
+	if (attest_hex_decode(s, out, len) != 0)
+		fatalx("%s: want %zu hex digits", what, 2 * len);
+}
+
+/* Refuses anything insecure unless explicitly allowed; says loudly what --dev does. */
+static void
+check_security(struct config *c)
+{
+	if (c->dev) {
+		log_warnx("*** DEVELOPMENT MODE (--dev): simulated attestation is trusted, "
+		    "the root key is a local file, unknown guests are enrolled "
+		    "automatically. Do not use in production. ***");
+	}
+	if (strcmp(c->attestation, "sim") == 0) {
+		if (!c->allow_sim)
+			fatalx("--attestation sim is refused without --dev or "
+			    "--allow-sim-attestation: simulated evidence proves nothing");
+		if (!c->dev)
+			log_warnx("simulated attestation is trusted (--allow-sim-attestation): "
+			    "any peer can forge evidence");
+	} else {
+		fatalx("attestation backend '%s' is not available in this build "
+		    "(available: sim)", c->attestation);
+	}
+	if (strncmp(c->key_provider, "file:", 5) == 0) {
+		if (!c->allow_key_file)
+			fatalx("--key-provider file: is refused without --dev or "
+			    "--allow-key-file: a local key file is not released by attestation");
+		if (!c->dev)
+			log_warnx("root key from a local file (--allow-key-file): "
+			    "the state is only as safe as that file");
+	}
+}
+
+static void
+parse_args(int argc, char **argv, struct config *c, int *check_only)
+{
+	static char keypath[PATH_MAX], sockpath[PATH_MAX];
+	const char *listen_specs[MAX_LISTEN];
+	int ch, i, nl = 0;
+	const char *admin = NULL;
+
+	memset(c, 0, sizeof(*c));
+	c->attestation = NULL;
+	c->key_provider = NULL;
+	c->pcr_banks = 2;	/* sha256 */
+	c->idle_timeout = 300;
+	c->handshake_timeout_ms = 10000;
+	c->max_handshakes = 256;
+	c->map_size = 1024UL << 20;
+	/* Simulated vtpmd claims default to a recognisable test measurement. */
+	crypto_generichash(c->sim_measurement, sizeof(c->sim_measurement),
+	    (const uint8_t *)"vtpmd-sim-measurement", 21, NULL, 0);
+	while ((ch = getopt_long(argc, argv, "nvh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_DEV:		c->dev = 1; break;
+		case OPT_STATE_DIR:	c->state_dir = optarg; break;
+		case OPT_LISTEN:
+			if (nl == MAX_LISTEN)
+				fatalx("at most %d --listen", MAX_LISTEN);
+			listen_specs[nl++] = optarg;
+			break;
+		case OPT_ADMIN:		admin = optarg; break;
+		case OPT_ATTESTATION:	c->attestation = optarg; break;
+		case OPT_ALLOW_SIM:	c->allow_sim = 1; break;
+		case OPT_KEY_PROVIDER:	c->key_provider = optarg; break;
+		case OPT_ALLOW_KEY_FILE: c->allow_key_file = 1; break;
+		case OPT_SIM_MEAS:	parse_hex_opt(optarg, c->sim_measurement, 48, "--sim-measurement"); break;
+		case OPT_SIM_HOST:	parse_hex_opt(optarg, c->sim_host_data, 32, "--sim-host-data"); break;
+		case OPT_SIM_LAUNCH:	parse_hex_opt(optarg, c->sim_launch_id, 32, "--sim-launch-id"); break;
+		case OPT_AUTO_ENROL:	c->auto_enrol = 1; break;
+		case OPT_PCR_BANKS:
+			if (parse_banks(optarg, &c->pcr_banks) != 0)
+				fatalx("--pcr-banks: want a list of sha1,sha256,sha384,sha512");
+			break;
+		case OPT_IDLE:		c->idle_timeout = (int)parse_num(optarg, 0, 86400 * 365, "--idle-timeout"); break;
+		case OPT_MAX_HS:	c->max_handshakes = (int)parse_num(optarg, 1, 100000, "--max-handshakes"); break;
+		case OPT_MAP_SIZE:	c->map_size = (size_t)parse_num(optarg, 1, 1L << 22, "--store-map-size") << 20; break;
+		case OPT_NOSYNC:	c->nosync = 1; break;
+		case 'n':		*check_only = 1; break;
+		case 'v':		c->verbose = 1; log_init("vtpmd", LOG_LVL_DEBUG); break;
+		case 'h':		usage(stdout); exit(0);
+		default:		usage(stderr); exit(2);
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		exit(2);
+	}
+	if (c->state_dir == NULL)
+		c->state_dir = "/var/lib/vtpmd";
+	if (c->dev) {
+		c->allow_sim = 1;
+		c->allow_key_file = 1;
+		c->auto_enrol = 1;
+		if (c->attestation == NULL)
+			c->attestation = "sim";
+		if (c->key_provider == NULL) {
+			snprintf(keypath, sizeof(keypath), "file:%s/dev-root.key", c->state_dir);
+			c->key_provider = keypath;
+		}
+		if (nl == 0) {
+			snprintf(sockpath, sizeof(sockpath), "unix:%s/vtpmd.sock", c->state_dir);
+			listen_specs[nl++] = sockpath;
+		}
+	}
+	if (c->attestation == NULL)
+		c->attestation = "auto";
+	if (c->key_provider == NULL)
+		fatalx("no --key-provider given (and not in --dev mode)");
+	if (nl == 0)
+		fatalx("no --listen endpoint given");
+	for (i = 0; i < nl; i++)
+		if (endpoint_parse(listen_specs[i], 0, &c->listen[i]) != 0)
+			fatalx("--listen %s: not a valid endpoint", listen_specs[i]);
+	c->nlisten = nl;
+	if (admin != NULL) {
+		if (endpoint_parse(admin, 0, &c->admin) != 0 || c->admin.kind != EP_UNIX)
+			fatalx("--admin %s: want unix:PATH", admin);
+		c->have_admin = 1;
+	}
+	check_security(c);
+}
+
+static void
+open_store_and_key(void)
+{
+	struct keyprov *kp;
+	uint8_t kcv[SEAL_KCV_LEN];
+	int rc;
+
+	rc = store_open_lmdb_flags(V->cfg.state_dir, V->cfg.map_size,
+	    V->cfg.nosync ? STORE_F_NOSYNC : 0, &V->store);
+	if (rc != 0)
+		fatalx("cannot open the store in %s: %s", V->cfg.state_dir, vtpm_strerror(rc));
+	if (V->cfg.nosync)
+		log_warnx("--unsafe-nosync: state is NOT durable (tests and benchmarks only)");
+	if ((rc = keyprov_open(V->cfg.key_provider, V->cfg.dev, &kp)) != 0)
+		fatalx("key provider %s: %s", V->cfg.key_provider, vtpm_strerror(rc));
+	if ((rc = keyprov_get_root(kp, &V->kek)) != 0)
+		fatalx("key provider %s: no root key: %s", V->cfg.key_provider,
+		    vtpm_strerror(rc));
+	keyprov_close(kp);
+	rc = store_meta_get_kcv(V->store, kcv);
+	if (rc == VTPM_E_NOTFOUND) {
+		if ((rc = seal_kek_check_make(V->kek, kcv)) != 0 ||
+		    (rc = store_batch_put_kcv(V->batch, kcv)) != 0 ||
+		    (rc = store_batch_commit(V->store, V->batch)) != 0)
+			fatalx("cannot initialise the store: %s", vtpm_strerror(rc));
+		store_batch_reset(V->batch);
+		log_info("new store initialised in %s", V->cfg.state_dir);
+	} else if (rc != 0) {
+		fatalx("cannot read the store's key check: %s", vtpm_strerror(rc));
+	} else if ((rc = seal_kek_check_verify(V->kek, kcv)) != 0) {
+		fatalx("the root key does not open this store (%s): refusing to serve; "
+		    "nothing was changed", vtpm_strerror(rc));
+	}
+}
+
+static struct ev listen_ev[MAX_LISTEN], admin_ev, signal_ev;
+
+static void
+open_listeners(void)
+{
+	char name[160];
+	int i, fd, rc;
+
+	for (i = 0; i < V->cfg.nlisten; i++) {
+		rc = endpoint_listen(&V->cfg.listen[i], 0666, &fd);
+		if (endpoint_format(&V->cfg.listen[i], name, sizeof(name)) != 0)
+			snprintf(name, sizeof(name), "?");
+		if (rc != 0)
+			fatalx("cannot listen on %s: %s", name, vtpm_strerror(rc));
+		listen_ev[i].kind = EV_LISTEN;
+		listen_ev[i].fd = fd;
+		if (ev_add(&listen_ev[i], EPOLLIN) != 0)
+			fatalx("epoll");
+		log_info("listening for guests on %s", name);
+	}
+	if (V->cfg.have_admin) {
+		if ((rc = endpoint_listen(&V->cfg.admin, 0600, &fd)) != 0)
+			fatalx("cannot listen on admin socket %s: %s", V->cfg.admin.path,
+			    vtpm_strerror(rc));
+		admin_ev.kind = EV_ADMIN;
+		admin_ev.fd = fd;
+		if (ev_add(&admin_ev, EPOLLIN) != 0)
+			fatalx("epoll");
+		log_info("admin socket on %s (mode 0600)", V->cfg.admin.path);
+	}
+}
+
+static void
+close_listeners(void)
+{
+	int i;
+
+	for (i = 0; i < V->cfg.nlisten; i++) {
+		if (listen_ev[i].fd < 0)
+			continue;
+		ev_del(&listen_ev[i]);
+		close(listen_ev[i].fd);
+		listen_ev[i].fd = -1;
+		if (V->cfg.listen[i].kind == EP_UNIX)
+			unlink(V->cfg.listen[i].path);
+	}
+}
+
+static void
+handle_signals(void)
+{
+	struct signalfd_siginfo si;
+	pid_t pid;
+	int status;
+
+	while (read(signal_ev.fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			if (!V->shutting_down) {
+				log_info("signal %d: shutting down (saving every instance)",
+				    (int)si.ssi_signo);
+				V->shutting_down = 1;
+				close_listeners();
+				sessions_close_all();
+				insts_stop_all();
+			}
+			break;
+		case SIGCHLD:
+			break;
+		}
+	}
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		inst_reaped(pid, status);
+}
+
+static int
+event_loop(void)
+{
+	struct epoll_event evs[64];
+	struct timespec now, last = { 0, 0 }, shutdown_start = { 0, 0 };
+	int i, n;
+
+	for (;;) {
+		n = epoll_wait(V->epfd, evs, 64, 250);
+		if (n < 0 && errno != EINTR)
+			fatal("epoll_wait");
+		for (i = 0; i < n; i++) {
+			struct ev *ev = evs[i].data.ptr;
+
+			switch (ev->kind) {
+			case EV_LISTEN:
+				session_accept(ev->fd);
+				break;
+			case EV_ADMIN:
+				batch_commit();
+				admin_accept(ev->fd);
+				break;
+			case EV_SESSION:
+				session_event(ev->obj, evs[i].events);
+				break;
+			case EV_WORKER:
+				inst_event(ev->obj, evs[i].events);
+				break;
+			case EV_SIGNAL:
+				handle_signals();
+				break;
+			}
+		}
+		/* Group commit: every store received in this round, one transaction. */
+		batch_commit();
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec != last.tv_sec) {
+			last = now;
+			sessions_expire(&now);
+			insts_tick(time(NULL));
+		}
+		if (V->shutting_down) {
+			if (shutdown_start.tv_sec == 0)
+				shutdown_start = now;
+			if (insts_all_gone())
+				return 0;
+			if (now.tv_sec - shutdown_start.tv_sec > 15) {
+				log_warnx("workers did not stop in time; killing them");
+				return 1;
+			}
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct vtpmd state;
+	sigset_t mask;
+	ssize_t n;
+	int i, check_only = 0, rc;
+
+	log_init("vtpmd", LOG_LVL_INFO);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--worker") == 0) {
+			if (argc > 2 && strcmp(argv[2], "-v") == 0)
+				log_init("vtpmd-worker", LOG_LVL_DEBUG);
+			return worker_main();
+		}
+	}
+	if (sodium_init() < 0)
+		fatalx("sodium_init failed");
+	V = &state;
+	TAILQ_INIT(&V->insts);
+	for (i = 0; i < MAX_LISTEN; i++)
+		listen_ev[i].fd = -1;
+	parse_args(argc, argv, &V->cfg, &check_only);
+	if (check_only) {
+		printf("configuration OK\n");
+		return 0;
+	}
+	sandbox_parent_enter();
+	if ((n = readlink("/proc/self/exe", V->self_exe, sizeof(V->self_exe) - 1)) <= 0)
+		fatal("readlink /proc/self/exe");
+	V->self_exe[n] = '\0';
+	if ((V->batch = store_batch_new()) == NULL)
+		fatalx("out of memory");
+	open_store_and_key();
+	if ((rc = attest_provider_sim_new(V->cfg.sim_measurement, V->cfg.sim_host_data,
+	    V->cfg.sim_launch_id, &V->attester)) != 0)
+		fatalx("attestation provider: %s", vtpm_strerror(rc));
+	V->verify.av_allow_sim = V->cfg.allow_sim;
+	if ((V->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		fatal("epoll_create1");
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0)
+		fatal("sigprocmask");
+	signal(SIGPIPE, SIG_IGN);
+	if ((signal_ev.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		fatal("signalfd");
+	signal_ev.kind = EV_SIGNAL;
+	if (ev_add(&signal_ev, EPOLLIN) != 0)
+		fatalx("epoll");
+	open_listeners();
+	log_info("vtpmd %s ready (store: %s, %s)", VTPM_VERSION, V->cfg.state_dir,
+	    store_backend_name(V->store));
+	rc = event_loop();
+	batch_commit();
+	if (V->cfg.have_admin)
+		unlink(V->cfg.admin.path);
+	store_close(V->store);
+	seal_kek_free(V->kek);
+	log_info("stopped");
+	return rc;
+}

@@ -1,0 +1,807 @@
+/*
+ * worker.c: one guest's TPM. Runs libtpms (a process-wide singleton), serves
+ * that guest's session directly (Noise transport, one hop) and asks the
+ * parent to make every permanent-state change durable before a response is
+ * released. Trusts the parent (IPC, after exact checks); trusts nothing from
+ * the guest: frames are authenticated, TPM commands size-checked, and libtpms
+ * itself parses the rest.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <libtpms/tpm_error.h>
+#include <libtpms/tpm_library.h>
+#include <libtpms/tpm_nvfilename.h>
+#include <libtpms/tpm_tis.h>
+
+#include "channel.h"
+#include "cursor.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "worker.h"
+#include "sandbox.h"
+
+enum wstate { W_STARTING, W_IDLE, W_ACTIVE, W_STOPPING };
+
+static struct worker {
+	int		 ipc;
+	enum wstate	 state;
+	char		 name[64];
+	uint32_t	 pcr_banks;
+	struct chan	*ch;
+	uint8_t		*perm;		/* last durable permanent state */
+	size_t		 perm_len;
+	uint8_t		*vol;		/* volatile state to load once, then freed */
+	size_t		 vol_len;
+	int		 running;	/* libtpms initialised (not stopped) */
+	int		 guest_shutdown; /* the guest sent TPM2_Shutdown since power-on */
+	uint8_t		 locality;
+	int		 store_failed;	/* a store failed during the current command */
+	int		 pending_kick;
+	int		 pending_stop;
+	uint8_t		*ipcbuf;
+	uint8_t		*rsp;		/* libtpms response buffer */
+	uint32_t	 rsp_size;
+} W = { .ipc = WORKER_IPC_FD };
+
+static uint8_t msgbuf[CHAN_MAX_BODY];
+
+static void worker_stop(void) __attribute__((noreturn));
+
+/* ---------- IPC with the parent ---------- */
+
+/* Waits for the next IPC message; exits if the parent is gone. */
+static void
+ipc_wait(uint8_t *type, const uint8_t **body, size_t *len, int *fd)
+{
+	struct pollfd pfd = { .fd = W.ipc, .events = POLLIN };
+	int rc;
+
+	for (;;) {
+		rc = ipc_recv(W.ipc, W.ipcbuf, IPC_MAX_MSG, type, body, len, fd);
+		if (rc == 0)
+			return;
+		if (rc != VTPM_E_AGAIN) {
+			log_warnx("parent channel: %s; exiting", vtpm_strerror(rc));
+			_exit(2);
+		}
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			fatal("poll");
+	}
+}
+
+/*
+ * Stores a blob durably through the parent and waits for the answer.
+ * KICK and STOP arriving meanwhile are remembered and handled after the
+ * current command. Returns 0 once durable.
+ */
+static int
+worker_store(uint8_t type, const uint8_t *data, size_t len)
+{
+	uint8_t hdr[5], mtype;
+	const uint8_t *body;
+	size_t blen;
+	struct cursor cur;
+	uint32_t res;
+	int fd, rc;
+
+	if (len > IPC_MAX_BLOB) {
+		log_warnx("state blob of %zu bytes exceeds %d", len, IPC_MAX_BLOB);
+		return VTPM_E_TOOBIG;
+	}
+	hdr[0] = type;
+	be32_enc(hdr + 1, (uint32_t)len);
+	if ((rc = ipc_send2(W.ipc, IPC_STORE, hdr, sizeof(hdr), data, len, -1)) != 0) {
+		log_warnx("store request: %s", vtpm_strerror(rc));
+		_exit(2);
+	}
+	for (;;) {
+		ipc_wait(&mtype, &body, &blen, &fd);
+		if (fd >= 0)
+			fatalx("unexpected fd from parent");
+		if (mtype == IPC_KICK && blen == 0) {
+			W.pending_kick = 1;
+			continue;
+		}
+		if (mtype == IPC_STOP && blen == 0) {
+			W.pending_stop = 1;
+			continue;
+		}
+		if (mtype != IPC_STORE_ACK)
+			fatalx("unexpected message 0x%02x while storing", mtype);
+		cur_init(&cur, body, blen);
+		if (cur_get_u32(&cur, &res) != 0 || cur_end(&cur) != 0)
+			fatalx("malformed store ack");
+		if ((int32_t)res != 0)
+			log_warnx("parent could not store state: %s",
+			    vtpm_strerror((int32_t)res));
+		return (int32_t)res;
+	}
+}
+
+/* ---------- libtpms callbacks ---------- */
+
+static TPM_RESULT
+cb_nvram_init(void)
+{
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT
+cb_nvram_loaddata(unsigned char **data, uint32_t *length, uint32_t tpm_number,
+    const char *name)
+{
+	const uint8_t *src = NULL;
+	size_t len = 0;
+
+	if (strcmp(name, TPM_PERMANENT_ALL_NAME) == 0) {
+		src = W.perm;
+		len = W.perm_len;
+	} else if (strcmp(name, TPM_VOLATILESTATE_NAME) == 0) {
+		src = W.vol;
+		len = W.vol_len;
+	}
+	if (src == NULL)
+		return TPM_RETRY;	/* "no such state" */
+	if ((*data = malloc(len)) == NULL)
+		return TPM_FAIL;
+	memcpy(*data, src, len);
+	*length = (uint32_t)len;
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT
+cb_nvram_storedata(const unsigned char *data, uint32_t length, uint32_t tpm_number,
+    const char *name)
+{
+	uint8_t *copy;
+
+	if (strcmp(name, TPM_PERMANENT_ALL_NAME) != 0)
+		return TPM_SUCCESS;	/* libtpms stores nothing else through us */
+	if (worker_store(IPC_BLOB_PERMANENT, data, length) != 0) {
+		W.store_failed = 1;
+		return TPM_FAIL;
+	}
+	if ((copy = malloc(length)) == NULL)
+		fatalx("out of memory");
+	memcpy(copy, data, length);
+	if (W.perm != NULL) {
+		sodium_memzero(W.perm, W.perm_len);
+		free(W.perm);
+	}
+	W.perm = copy;
+	W.perm_len = length;
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT
+cb_nvram_deletename(uint32_t tpm_number, const char *name, TPM_BOOL must_exist)
+{
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT
+cb_io_init(void)
+{
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT
+cb_io_getlocality(TPM_MODIFIER_INDICATOR *loc, uint32_t tpm_number)
+{
+	*loc = W.locality;
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT
+cb_io_getphysicalpresence(TPM_BOOL *pp, uint32_t tpm_number)
+{
+	*pp = FALSE;
+	return TPM_SUCCESS;
+}
+
+static struct libtpms_callbacks tpm_callbacks = {
+	.sizeOfStruct			= sizeof(struct libtpms_callbacks),
+	.tpm_nvram_init			= cb_nvram_init,
+	.tpm_nvram_loaddata		= cb_nvram_loaddata,
+	.tpm_nvram_storedata		= cb_nvram_storedata,
+	.tpm_nvram_deletename		= cb_nvram_deletename,
+	.tpm_io_init			= cb_io_init,
+	.tpm_io_getlocality		= cb_io_getlocality,
+	.tpm_io_getphysicalpresence	= cb_io_getphysicalpresence,
+};
+
+/* ---------- running the TPM ---------- */
+
+static void
+rsp_error(uint8_t *out, uint32_t rc)
+{
+	be16_enc(out, TPM2_ST_NO_SESSIONS);
+	be32_enc(out + 2, TPM2_HDR_LEN);
+	be32_enc(out + 6, rc);
+}
+
+static int
+tpm_power_on(void)
+{
+	TPM_RESULT rc;
+
+	if ((rc = TPMLIB_MainInit()) != TPM_SUCCESS) {
+		log_warnx("TPMLIB_MainInit failed: 0x%x", rc);
+		return VTPM_E_STORE;
+	}
+	W.running = 1;
+	W.guest_shutdown = 0;
+	/* Volatile state is single-use: it was consumed by this power-on. */
+	if (W.vol != NULL) {
+		sodium_memzero(W.vol, W.vol_len);
+		free(W.vol);
+		W.vol = NULL;
+		W.vol_len = 0;
+	}
+	return 0;
+}
+
+/*
+ * Runs one command in libtpms. Returns the TPM response code; the response
+ * stays in W.rsp / *rlen. If a state store failed during the command the
+ * response becomes TPM_RC_NV_UNAVAILABLE and the TPM restarts from its last
+ * durable state (libtpms has entered failure mode by then).
+ */
+static uint32_t
+tpm_run(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
+{
+	uint8_t local[TPM2_MAX_CMD];
+	uint32_t rc;
+
+	if (!W.running) {
+		rsp_error(W.rsp, TPM2_RC_FAILURE);
+		*rlen = TPM2_HDR_LEN;
+		return TPM2_RC_FAILURE;
+	}
+	memcpy(local, cmd, len);	/* libtpms takes a non-const buffer */
+	W.store_failed = 0;
+	*rlen = 0;
+	if (TPMLIB_Process(&W.rsp, rlen, &W.rsp_size, local, len) != TPM_SUCCESS ||
+	    *rlen < TPM2_HDR_LEN) {
+		log_warnx("TPMLIB_Process failed");
+		rsp_error(W.rsp, TPM2_RC_FAILURE);
+		*rlen = TPM2_HDR_LEN;
+	}
+	if (W.store_failed) {
+		log_warnx("state not durable: answering TPM_RC_NV_UNAVAILABLE and "
+		    "restarting the TPM from its last durable state");
+		rsp_error(W.rsp, TPM2_RC_NV_UNAVAILABLE);
+		*rlen = TPM2_HDR_LEN;
+		TPMLIB_Terminate();
+		W.running = 0;
+		if (tpm_power_on() != 0)
+			log_warnx("TPM did not restart; it answers errors until INIT");
+	}
+	rc = be32_dec(W.rsp + 6);
+	if (len >= TPM2_HDR_LEN && rc == TPM2_RC_SUCCESS) {
+		uint32_t cc = be32_dec(cmd + 6);
+
+		if (cc == TPM2_CC_SHUTDOWN)
+			W.guest_shutdown = 1;
+		else if (cc == TPM2_CC_STARTUP)
+			W.guest_shutdown = 0;
+	}
+	return rc;
+}
+
+/* Runs a command vtpmd builds itself (Startup, Shutdown, PCR_Allocate). */
+static uint32_t
+tpm_run_internal(const uint8_t *cmd, uint32_t len)
+{
+	uint8_t saved = W.locality;
+	uint32_t rlen, rc;
+
+	W.locality = 0;
+	rc = tpm_run(cmd, len, &rlen);
+	W.locality = saved;
+	return rc;
+}
+
+static uint32_t
+tpm_startup_clear(void)
+{
+	uint8_t cmd[12];
+
+	be16_enc(cmd, TPM2_ST_NO_SESSIONS);
+	be32_enc(cmd + 2, sizeof(cmd));
+	be32_enc(cmd + 6, TPM2_CC_STARTUP);
+	be16_enc(cmd + 10, TPM2_SU_CLEAR);
+	return tpm_run_internal(cmd, sizeof(cmd));
+}
+
+static uint32_t
+tpm_shutdown(uint16_t type)
+{
+	uint8_t cmd[12];
+
+	be16_enc(cmd, TPM2_ST_NO_SESSIONS);
+	be32_enc(cmd + 2, sizeof(cmd));
+	be32_enc(cmd + 6, TPM2_CC_SHUTDOWN);
+	be16_enc(cmd + 10, type);
+	return tpm_run_internal(cmd, sizeof(cmd));
+}
+
+/* Shuts the TPM down in order (if the guest did not) and terminates libtpms. */
+static void
+tpm_power_off(void)
+{
+	uint32_t rc;
+
+	if (!W.running)
+		return;
+	if (!W.guest_shutdown) {
+		rc = tpm_shutdown(TPM2_SU_STATE);
+		if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE)
+			log_debug("TPM2_Shutdown(STATE): rc 0x%x", rc);
+	}
+	TPMLIB_Terminate();
+	W.running = 0;
+}
+
+/*
+ * Allocates the configured PCR banks on a new TPM: Startup, PCR_Allocate
+ * with platform authorisation (empty on a new TPM), then a power cycle so
+ * the allocation takes effect.
+ */
+static int
+tpm_allocate_banks(uint32_t banks)
+{
+	static const uint16_t algs[] = { 0x0004, 0x000B, 0x000C, 0x000D };
+	uint8_t cmd[64];
+	struct wbuf w;
+	size_t n, i;
+	uint32_t rc;
+
+	if ((rc = tpm_startup_clear()) != TPM2_RC_SUCCESS) {
+		log_warnx("Startup at manufacture: rc 0x%x", rc);
+		return VTPM_E_STORE;
+	}
+	wbuf_init(&w, cmd, sizeof(cmd));
+	wbuf_put_u16(&w, TPM2_ST_SESSIONS);
+	wbuf_put_u32(&w, 0);			/* size, patched below */
+	wbuf_put_u32(&w, TPM2_CC_PCR_ALLOCATE);
+	wbuf_put_u32(&w, 0x4000000C);		/* TPM_RH_PLATFORM */
+	wbuf_put_u32(&w, 9);			/* authorization area */
+	wbuf_put_u32(&w, 0x40000009);		/* TPM_RS_PW */
+	wbuf_put_u16(&w, 0);
+	wbuf_put_u8(&w, 0);
+	wbuf_put_u16(&w, 0);
+	wbuf_put_u32(&w, 4);			/* TPML_PCR_SELECTION count */
+	for (i = 0; i < 4; i++) {
+		uint8_t sel = (banks & (1u << i)) ? 0xff : 0x00;
+
+		wbuf_put_u16(&w, algs[i]);
+		wbuf_put_u8(&w, 3);
+		wbuf_put_u8(&w, sel);
+		wbuf_put_u8(&w, sel);
+		wbuf_put_u8(&w, sel);
+	}
+	if (wbuf_end(&w, &n) != 0)
+		fatalx("PCR_Allocate command overflow");
+	be32_enc(cmd + 2, (uint32_t)n);
+	if ((rc = tpm_run_internal(cmd, (uint32_t)n)) != TPM2_RC_SUCCESS) {
+		log_warnx("PCR_Allocate: rc 0x%x", rc);
+		return VTPM_E_STORE;
+	}
+	W.guest_shutdown = 0;
+	tpm_shutdown(TPM2_SU_CLEAR);
+	TPMLIB_Terminate();
+	W.running = 0;
+	return tpm_power_on();
+}
+
+/* ---------- the guest session ---------- */
+
+static void
+session_end(uint8_t reason)
+{
+	if (W.ch == NULL)
+		return;
+	chan_free(W.ch);
+	W.ch = NULL;
+	W.state = W_IDLE;
+	W.locality = 0;
+	if (ipc_send(W.ipc, IPC_SESSION_END, &reason, 1, -1) != 0)
+		_exit(2);
+}
+
+static int
+send_ctrl_rsp(uint32_t result, const uint8_t *data, size_t len)
+{
+	uint8_t out[8];
+
+	be32_enc(out, result);
+	if (len > 4)
+		return VTPM_E_TOOBIG;
+	if (len > 0)
+		memcpy(out + 4, data, len);
+	return chan_send(W.ch, MSG_CTRL_RSP, out, 4 + len);
+}
+
+/* swtpm control result codes (TPM 1.2 values) */
+#define PTM_OK			0
+#define PTM_BAD_PARAMETER	3
+#define PTM_FAIL		9
+#define PTM_BAD_ORDINAL		10
+#define PTM_BAD_LOCALITY	61
+
+static int
+handle_ctrl(const uint8_t *body, size_t len)
+{
+	struct cursor cur;
+	uint8_t op, loc, bit;
+	TPM_BOOL established;
+	uint32_t flags;
+
+	cur_init(&cur, body, len);
+	if (cur_get_u8(&cur, &op) != 0)
+		return VTPM_E_FORMAT;
+	switch (op) {
+	case CTRL_INIT:
+		if (cur_get_u32(&cur, &flags) != 0 || cur_end(&cur) != 0)
+			return VTPM_E_FORMAT;
+		tpm_power_off();
+		if (tpm_power_on() != 0)
+			return send_ctrl_rsp(PTM_FAIL, NULL, 0);
+		return send_ctrl_rsp(PTM_OK, NULL, 0);
+	case CTRL_STOP:
+		if (cur_end(&cur) != 0)
+			return VTPM_E_FORMAT;
+		tpm_power_off();
+		return send_ctrl_rsp(PTM_OK, NULL, 0);
+	case CTRL_GET_ESTABLISHED:
+		if (cur_end(&cur) != 0)
+			return VTPM_E_FORMAT;
+		if (!W.running || TPM_IO_TpmEstablished_Get(&established) != TPM_SUCCESS)
+			return send_ctrl_rsp(PTM_FAIL, NULL, 0);
+		bit = established ? 1 : 0;
+		return send_ctrl_rsp(PTM_OK, &bit, 1);
+	case CTRL_RESET_ESTABLISHED:
+		if (cur_get_u8(&cur, &loc) != 0 || cur_end(&cur) != 0)
+			return VTPM_E_FORMAT;
+		if (loc > 4)
+			return send_ctrl_rsp(PTM_BAD_LOCALITY, NULL, 0);
+		if (!W.running)
+			return send_ctrl_rsp(PTM_BAD_ORDINAL, NULL, 0);
+		{
+			uint8_t saved = W.locality;
+			TPM_RESULT r;
+
+			W.locality = loc;
+			r = TPM_IO_TpmEstablished_Reset();
+			W.locality = saved;
+			return send_ctrl_rsp(r == TPM_SUCCESS ? PTM_OK : PTM_BAD_LOCALITY,
+			    NULL, 0);
+		}
+	case CTRL_CANCEL:
+		if (cur_end(&cur) != 0)
+			return VTPM_E_FORMAT;
+		/* Commands run to completion before the next message is read. */
+		return send_ctrl_rsp(PTM_OK, NULL, 0);
+	case CTRL_HASH_START:
+		if (cur_end(&cur) != 0)
+			return VTPM_E_FORMAT;
+		return send_ctrl_rsp(W.running && TPM_IO_Hash_Start() == TPM_SUCCESS ?
+		    PTM_OK : PTM_FAIL, NULL, 0);
+	case CTRL_HASH_DATA:
+		if (cur_left(&cur) == 0 || cur_left(&cur) > TPM2_MAX_CMD)
+			return VTPM_E_FORMAT;
+		return send_ctrl_rsp(W.running && TPM_IO_Hash_Data(cur.c_ptr,
+		    (uint32_t)cur_left(&cur)) == TPM_SUCCESS ? PTM_OK : PTM_FAIL, NULL, 0);
+	case CTRL_HASH_END:
+		if (cur_end(&cur) != 0)
+			return VTPM_E_FORMAT;
+		return send_ctrl_rsp(W.running && TPM_IO_Hash_End() == TPM_SUCCESS ?
+		    PTM_OK : PTM_FAIL, NULL, 0);
+	case CTRL_DETACH:
+		if (cur_end(&cur) != 0)
+			return VTPM_E_FORMAT;
+		(void)send_ctrl_rsp(PTM_OK, NULL, 0);
+		return 1;
+	}
+	return VTPM_E_FORMAT;
+}
+
+static int
+handle_tpm_cmd(const uint8_t *body, size_t len)
+{
+	uint32_t size, rlen;
+	uint8_t loc;
+
+	if (len < 1 + TPM2_HDR_LEN || len > 1 + TPM2_MAX_CMD)
+		return VTPM_E_FORMAT;
+	loc = body[0];
+	size = be32_dec(body + 3);
+	if (loc > 4 || size != len - 1)
+		return VTPM_E_FORMAT;
+	W.locality = loc;
+	(void)tpm_run(body + 1, size, &rlen);
+	return chan_send(W.ch, MSG_TPM_RSP, W.rsp, rlen);
+}
+
+/* Serves every complete frame available on the session. */
+static void
+session_readable(void)
+{
+	const uint8_t *frame;
+	size_t flen, blen;
+	uint8_t type;
+	int rc;
+
+	for (;;) {
+		rc = chan_read_frame(W.ch, &frame, &flen);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			if (rc == VTPM_E_CLOSED)
+				log_info("guest closed the session");
+			else
+				log_warnx("session read: %s", vtpm_strerror(rc));
+			session_end(rc == VTPM_E_CLOSED ? END_PEER_CLOSED :
+			    rc == VTPM_E_FORMAT ? END_BAD_FRAME : END_IO);
+			return;
+		}
+		rc = chan_open(W.ch, frame, flen, &type, msgbuf, sizeof(msgbuf), &blen);
+		if (rc != 0) {
+			log_warnx("session ended: frame failed authentication (%s)",
+			    vtpm_strerror(rc));
+			session_end(END_BAD_FRAME);
+			return;
+		}
+		if (type == MSG_TPM_CMD)
+			rc = handle_tpm_cmd(msgbuf, blen);
+		else if (type == MSG_CTRL)
+			rc = handle_ctrl(msgbuf, blen);
+		else
+			rc = VTPM_E_PROTO;
+		sodium_memzero(msgbuf, blen);
+		if (rc == 1) {
+			log_info("guest detached");
+			session_end(END_DETACH);
+			return;
+		}
+		if (rc != 0) {
+			log_warnx("session ended: %s from guest (message 0x%02x)",
+			    vtpm_strerror(rc), type);
+			session_end(rc == VTPM_E_CLOSED ? END_PEER_CLOSED : END_BAD_FRAME);
+			return;
+		}
+		if (W.pending_kick || W.pending_stop)
+			return;
+	}
+}
+
+/* ---------- parent messages ---------- */
+
+static void
+worker_stop(void)
+{
+	unsigned char *buf = NULL;
+	uint32_t len = 0;
+	uint8_t saved = 0;
+
+	W.state = W_STOPPING;
+	if (W.ch != NULL)
+		session_end(END_KICKED);
+	W.state = W_STOPPING;
+	if (W.running) {
+		if (!W.guest_shutdown)
+			(void)tpm_shutdown(TPM2_SU_STATE);
+		if (TPMLIB_VolatileAll_Store(&buf, &len) == TPM_SUCCESS && buf != NULL) {
+			if (worker_store(IPC_BLOB_VOLATILE, buf, len) == 0)
+				saved = 1;
+			sodium_memzero(buf, len);
+			free(buf);
+		} else {
+			log_warnx("could not capture volatile state");
+		}
+		TPMLIB_Terminate();
+		W.running = 0;
+	}
+	if (ipc_send(W.ipc, IPC_STOPPED, &saved, 1, -1) != 0)
+		_exit(2);
+	_exit(0);
+}
+
+static void
+handle_session(const uint8_t *body, size_t len, int fd)
+{
+	struct noise_cipher tx, rx;
+	struct cursor cur;
+	uint32_t flags;
+	uint8_t how, nlen, out[2 + 64];
+	const uint8_t *name;
+	uint32_t rc;
+
+	memset(&tx, 0, sizeof(tx));
+	memset(&rx, 0, sizeof(rx));
+	cur_init(&cur, body, len);
+	if (cur_get_u32(&cur, &flags) != 0 || cur_get_u8(&cur, &how) != 0 ||
+	    cur_get_u8(&cur, &nlen) != 0 || nlen > 63 ||
+	    cur_get_ref(&cur, &name, nlen) != 0 ||
+	    cur_get_bytes(&cur, tx.k, 32) != 0 || cur_get_u64(&cur, &tx.n) != 0 ||
+	    cur_get_bytes(&cur, rx.k, 32) != 0 || cur_get_u64(&cur, &rx.n) != 0 ||
+	    cur_end(&cur) != 0 || fd < 0)
+		fatalx("malformed IPC_SESSION");
+	tx.has_key = rx.has_key = 1;
+	if ((W.ch = chan_new(fd, 0)) == NULL)
+		fatalx("out of memory");
+	chan_set_ciphers(W.ch, &tx, &rx);
+	sodium_memzero(&tx, sizeof(tx));
+	sodium_memzero(&rx, sizeof(rx));
+	W.state = W_ACTIVE;
+
+	if (flags & IPC_SESS_F_POWER_CYCLE) {
+		log_info("new launch: power-cycling the TPM");
+		tpm_power_off();
+		if (tpm_power_on() != 0) {
+			session_end(END_IO);
+			return;
+		}
+	}
+	if ((flags & IPC_SESS_F_AUTO_STARTUP) && how != ATTACHED_RESUMED) {
+		rc = tpm_startup_clear();
+		if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE)
+			log_warnx("TPM2_Startup(CLEAR): rc 0x%x", rc);
+	}
+	out[0] = how;
+	out[1] = nlen;
+	memcpy(out + 2, name, nlen);
+	if (chan_send(W.ch, MSG_ATTACHED, out, 2 + (size_t)nlen) != 0) {
+		session_end(END_IO);
+		return;
+	}
+	log_info("session attached (%s)", how == ATTACHED_RESUMED ? "resumed" :
+	    how == ATTACHED_NEW ? "new TPM" : "powered on");
+}
+
+static void
+handle_init(const uint8_t *body, size_t len)
+{
+	struct cursor cur;
+	uint32_t flags, plen, vlen;
+	uint8_t nlen, reply[5], how;
+	const uint8_t *name, *perm, *vol;
+	int rc;
+
+	cur_init(&cur, body, len);
+	if (cur_get_u32(&cur, &flags) != 0 || cur_get_u32(&cur, &W.pcr_banks) != 0 ||
+	    cur_get_u8(&cur, &nlen) != 0 || nlen > 63 ||
+	    cur_get_ref(&cur, &name, nlen) != 0 ||
+	    cur_get_u32(&cur, &plen) != 0 || cur_get_ref(&cur, &perm, plen) != 0 ||
+	    cur_get_u32(&cur, &vlen) != 0 || cur_get_ref(&cur, &vol, vlen) != 0 ||
+	    cur_end(&cur) != 0)
+		fatalx("malformed IPC_INIT");
+	memcpy(W.name, name, nlen);
+	W.name[nlen] = '\0';
+	log_set_prefix(W.name);
+	if (plen > 0) {
+		if ((W.perm = malloc(plen)) == NULL)
+			fatalx("out of memory");
+		memcpy(W.perm, perm, plen);
+		W.perm_len = plen;
+	}
+	if (vlen > 0) {
+		if ((W.vol = malloc(vlen)) == NULL)
+			fatalx("out of memory");
+		memcpy(W.vol, vol, vlen);
+		W.vol_len = vlen;
+	}
+	how = vlen > 0 ? ATTACHED_RESUMED : plen > 0 ? ATTACHED_POWERED_ON : ATTACHED_NEW;
+	rc = tpm_power_on();
+	if (rc == 0 && (flags & IPC_INIT_F_MANUFACTURE))
+		rc = tpm_allocate_banks(W.pcr_banks);
+	reply[0] = how;
+	be32_enc(reply + 1, rc == 0 ? 0 : TPM2_RC_FAILURE);
+	if (ipc_send(W.ipc, IPC_READY, reply, sizeof(reply), -1) != 0)
+		_exit(2);
+	if (rc != 0)
+		_exit(3);
+	W.state = W_IDLE;
+}
+
+static void
+ipc_readable(void)
+{
+	uint8_t type;
+	const uint8_t *body;
+	size_t len;
+	int fd, rc;
+
+	rc = ipc_recv(W.ipc, W.ipcbuf, IPC_MAX_MSG, &type, &body, &len, &fd);
+	if (rc == VTPM_E_AGAIN)
+		return;
+	if (rc != 0) {
+		log_info("parent went away (%s); exiting", vtpm_strerror(rc));
+		_exit(rc == VTPM_E_CLOSED ? 0 : 2);
+	}
+	if (type != IPC_SESSION && fd >= 0)
+		fatalx("unexpected fd with message 0x%02x", type);
+	switch (type) {
+	case IPC_INIT:
+		if (W.state != W_STARTING)
+			fatalx("IPC_INIT twice");
+		handle_init(body, len);
+		break;
+	case IPC_SESSION:
+		if (W.state != W_IDLE)
+			fatalx("IPC_SESSION while not idle");
+		handle_session(body, len, fd);
+		break;
+	case IPC_KICK:
+		if (len != 0)
+			fatalx("malformed IPC_KICK");
+		if (W.ch != NULL) {
+			log_info("session ended by vtpmd");
+			session_end(END_KICKED);
+		}
+		break;
+	case IPC_STOP:
+		if (len != 0)
+			fatalx("malformed IPC_STOP");
+		worker_stop();
+	default:
+		fatalx("unexpected IPC message 0x%02x", type);
+	}
+}
+
+int
+worker_main(void)
+{
+	struct pollfd pfd[2];
+	int n;
+
+	log_init("vtpmd-worker", log_get_level());
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+		fatal("PR_SET_PDEATHSIG");
+	if (getppid() == 1)
+		_exit(2);	/* the parent died before we could notice */
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0)
+		fatalx("sodium_init");
+	W.rsp_size = 2 * TPM2_MAX_CMD;
+	if ((W.ipcbuf = malloc(IPC_MAX_MSG)) == NULL ||
+	    (W.rsp = malloc(W.rsp_size)) == NULL)
+		fatalx("out of memory");
+	if (TPMLIB_ChooseTPMVersion(TPMLIB_TPM_VERSION_2) != TPM_SUCCESS ||
+	    TPMLIB_RegisterCallbacks(&tpm_callbacks) != TPM_SUCCESS)
+		fatalx("libtpms initialisation failed");
+	sandbox_worker_enter();
+
+	for (;;) {
+		pfd[0].fd = W.ipc;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = W.ch != NULL ? chan_fd(W.ch) : -1;
+		pfd[1].events = POLLIN;
+		n = poll(pfd, 2, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fatal("poll");
+		}
+		if (W.ch != NULL && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			session_readable();
+		if (W.pending_kick) {
+			W.pending_kick = 0;
+			session_end(END_KICKED);
+		}
+		if (W.pending_stop)
+			worker_stop();
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+			ipc_readable();
+	}
+}

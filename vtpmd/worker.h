@@ -1,0 +1,14 @@
+/*
+ * worker.h: the per-instance TPM worker role of vtpmd (vtpmd --worker).
+ * It hosts libtpms for exactly one instance and talks to the parent on fd 3
+ * (IPC, ipc.h) and to its guest on the session fd the parent hands over.
+ */
+#ifndef VTPM_WORKER_H
+#define VTPM_WORKER_H
+
+#define WORKER_IPC_FD	3
+
+/* Runs the worker until the parent stops it or goes away; returns the exit code. */
+int worker_main(void);
+
+#endif
