@@ -1,0 +1,269 @@
+/*
+ * store.h: the persistent store of vtpmd instances (records and sealed blobs).
+ *
+ * A store holds four tables:
+ *   meta   store format version and the root key's key-check value (seal.h)
+ *   inst   instance name -> instance record (store_inst_encode() format)
+ *   ident  SHA-256(measurement || host_data) -> instance name
+ *   blob   uuid(16) || type(1) -> sealed blob (seal.h "VTB1"), stored as given
+ * Nothing in the store is secret in clear: records carry the data key only
+ * wrapped, blobs are sealed. The store never sees a key.
+ *
+ * Reads go straight to the backend. Writes are collected in a struct
+ * store_batch and committed atomically and durably by store_batch_commit():
+ * one batch is the group-commit unit, so writes of many instances may share
+ * one batch and one device flush.
+ *
+ * The backend is chosen at open time behind a small vtable (store_backend.h);
+ * LMDB is the one built in. Every function that can fail returns 0 or a
+ * negative VTPM_E_* code. Argument errors (NULL, a bad name, an unknown blob
+ * type) return VTPM_E_INVAL.
+ *
+ * Threads and processes: the functions on one struct store may be called from
+ * several threads at once, except store_close(); a batch must be used by one
+ * thread at a time. A store must not be used in a child after fork(); its
+ * descriptors are close-on-exec. One process at a time may open a store
+ * directory (flock on dir/vtpmd.lock).
+ */
+#ifndef VTPM_STORE_H
+#define VTPM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "seal.h"
+#include "vtpm_error.h"
+
+#define STORE_NAME_MAX		63	/* longest instance name, without NUL */
+#define STORE_MEAS_LEN		48
+#define STORE_HOST_DATA_LEN	32
+#define STORE_LAUNCH_ID_LEN	32
+#define STORE_IDENT_LEN		32	/* SHA-256 */
+
+#define STORE_INST_FENCED	0x1u	/* exported or owned elsewhere: serve nothing */
+#define STORE_INST_FLAGS_KNOWN	(STORE_INST_FENCED)
+
+#define STORE_INST_RECORD_VERSION 1
+#define STORE_INST_RECORD_MAX	512	/* >= any encoded record */
+#define STORE_BLOB_MAX		(SEAL_PLAIN_MAX + SEAL_BLOB_OVERHEAD)
+
+/* Flags for store_open_lmdb_flags(). */
+#define STORE_F_NOSYNC		0x1u	/* MDB_NOSYNC: NOT durable; tests and benchmarks only */
+
+struct store;		/* opaque; begins with const struct store_ops *ops */
+struct store_batch;	/* opaque; heap */
+
+/*
+ * The instance record. Holds no secret in clear.
+ * An all-zero measurement together with an all-zero host_data means "no
+ * identity enrolled": such a record has no ident index entry.
+ */
+struct store_instance {
+	char		name[STORE_NAME_MAX + 1];	/* [A-Za-z0-9._-]{1,63}, NUL-terminated */
+	uint8_t		uuid[SEAL_UUID_LEN];
+	uint8_t		measurement[STORE_MEAS_LEN];	/* enrolled identity */
+	uint8_t		host_data[STORE_HOST_DATA_LEN];
+	uint64_t	created;			/* unix seconds */
+	uint64_t	perm_gen;	/* generation of the committed permanent blob, 0 = none yet */
+	uint64_t	vol_gen;	/* generation of the stored volatile blob, 0 = none */
+	uint8_t		vol_launch_id[STORE_LAUNCH_ID_LEN];	/* launch the volatile blob belongs to */
+	uint32_t	flags;		/* STORE_INST_* */
+	uint8_t		wrapped_dek[SEAL_WRAPPED_DEK_LEN];
+	uint32_t	pcr_banks;	/* bitmask chosen at creation */
+};
+
+/* ---- opening ---------------------------------------------------------- */
+
+/*
+ * Opens (creating if needed) the LMDB store in directory dir, durably:
+ * every commit is flushed to the device before it returns.
+ *   dir       created with mode 0700 if missing (the last component only);
+ *   map_size  the largest the data file may grow to, in bytes; 0 = 1 GiB.
+ *             The file is sparse and grows only as data is written.
+ *   out       set to the new store, owned by the caller (store_close()).
+ * Takes an exclusive flock on dir/vtpmd.lock for the store's lifetime.
+ * Returns 0; VTPM_E_INVAL; VTPM_E_BUSY (another open store holds the lock,
+ * in this or another process); VTPM_E_IO (mkdir, open or flock failed; logged
+ * with errno); VTPM_E_UNSUPPORTED (store written by a newer format);
+ * VTPM_E_STORE (LMDB failed; logged); VTPM_E_NOMEM.
+ */
+int store_open_lmdb(const char *dir, size_t map_size, struct store **out) VTPM_WUR;
+
+/* As store_open_lmdb() with STORE_F_* flags; unknown flags -> VTPM_E_INVAL. */
+int store_open_lmdb_flags(const char *dir, size_t map_size, unsigned int flags,
+    struct store **out) VTPM_WUR;
+
+/* Closes the store and releases its lock. No batch may be committing. NULL is a no-op. */
+void store_close(struct store *s);
+
+/* The backend's name ("lmdb"), for logs. */
+const char *store_backend_name(const struct store *s);
+
+/* ---- reads ------------------------------------------------------------ */
+
+/*
+ * Copies the key-check value from the meta table into kcv.
+ * Returns 0; VTPM_E_NOTFOUND (fresh store: none stored yet); VTPM_E_FORMAT
+ * (stored value is not 64 bytes); VTPM_E_STORE.
+ */
+int store_meta_get_kcv(struct store *s, uint8_t kcv[SEAL_KCV_LEN]) VTPM_WUR;
+
+/*
+ * Reads the record of instance name into *out.
+ * Returns 0; VTPM_E_INVAL (not a valid name); VTPM_E_NOTFOUND; VTPM_E_FORMAT
+ * (the stored record does not decode, or names another instance);
+ * VTPM_E_STORE. *out is zeroed on failure.
+ */
+int store_inst_get(struct store *s, const char *name, struct store_instance *out) VTPM_WUR;
+
+/*
+ * Finds the instance enrolled with this (measurement, host_data) through the
+ * ident index, and checks that the record it names really carries them.
+ * Returns 0; VTPM_E_NOTFOUND; VTPM_E_FORMAT (index and record disagree, or the
+ * record does not decode); VTPM_E_STORE. *out is zeroed on failure.
+ */
+int store_inst_find_identity(struct store *s, const uint8_t meas[STORE_MEAS_LEN],
+    const uint8_t host[STORE_HOST_DATA_LEN], struct store_instance *out) VTPM_WUR;
+
+/*
+ * Calls cb(record, arg) for every instance in name (byte) order, inside one
+ * read snapshot. A nonzero return from cb stops the walk and is returned.
+ * A record that does not decode is skipped with a log line, and once the walk
+ * has visited all others the call returns VTPM_E_FORMAT. cb may call the read
+ * functions; it should not commit a batch (the snapshot would pin old pages).
+ * The record passed to cb is valid only during the call.
+ * Returns 0, cb's nonzero value, VTPM_E_FORMAT or VTPM_E_STORE.
+ */
+int store_inst_list(struct store *s,
+    int (*cb)(const struct store_instance *inst, void *arg), void *arg) VTPM_WUR;
+
+/*
+ * Copies the sealed blob (uuid, type) into buf[0..cap) and sets *len to its
+ * size. If cap is too small, returns VTPM_E_TOOBIG with *len set to the size
+ * needed and buf untouched. The bytes are as stored: open them with
+ * unseal_blob(), which checks them.
+ * Returns 0; VTPM_E_INVAL; VTPM_E_NOTFOUND; VTPM_E_TOOBIG; VTPM_E_STORE.
+ */
+int store_blob_get(struct store *s, const uint8_t uuid[SEAL_UUID_LEN], uint8_t type,
+    uint8_t *buf, size_t cap, size_t *len) VTPM_WUR;
+
+/* ---- batched writes --------------------------------------------------- */
+
+/*
+ * A batch is an ordered list of writes, applied in order and committed as
+ * one atomic, durable unit. The store_batch_put_* and _del_* calls only
+ * record the write (copying every argument) and check the arguments; errors
+ * that depend on the store's contents are reported by store_batch_commit().
+ * Batches are backend-independent and may be committed to any store.
+ */
+
+/* Returns an empty batch owned by the caller, or NULL if out of memory. */
+struct store_batch *store_batch_new(void);
+
+/* Frees a batch and everything it holds. NULL is a no-op. */
+void store_batch_free(struct store_batch *b);
+
+/* Drops every recorded write; the batch is then empty and reusable. */
+void store_batch_reset(struct store_batch *b);
+
+/* Number of writes recorded. */
+size_t store_batch_count(const struct store_batch *b);
+
+/* Sets the key-check value in the meta table (replacing any). Returns 0, VTPM_E_INVAL, VTPM_E_NOMEM. */
+int store_batch_put_kcv(struct store_batch *b, const uint8_t kcv[SEAL_KCV_LEN]) VTPM_WUR;
+
+/*
+ * Creates or replaces the record of inst->name and keeps the ident index in
+ * step (drops the old identity's entry, adds the new one). At commit:
+ * VTPM_E_EXISTS if a record of that name exists with another uuid (a create
+ * must not clobber an instance), or if another instance is enrolled with the
+ * same identity.
+ * Returns 0; VTPM_E_INVAL (bad name or unknown flag bits); VTPM_E_NOMEM.
+ */
+int store_batch_put_inst(struct store_batch *b, const struct store_instance *inst) VTPM_WUR;
+
+/*
+ * Deletes instance name: its record, its ident entry and all its blobs.
+ * With the record goes the only copy of the wrapped data key, so anything
+ * sealed for the instance elsewhere (backups, exports) is unreadable
+ * (crypto-shredding). At commit: VTPM_E_NOTFOUND if there is no such record.
+ * A record that does not decode is still deleted, with a log line; its blobs
+ * then cannot be located and stay behind, sealed.
+ * Returns 0; VTPM_E_INVAL; VTPM_E_NOMEM.
+ */
+int store_batch_del_inst(struct store_batch *b, const char *name) VTPM_WUR;
+
+/*
+ * Stores a sealed blob under (uuid, type), replacing any. Copies sealed.
+ * The bytes are not checked here (seal them with seal_blob()).
+ * Returns 0; VTPM_E_INVAL (unknown type, len 0); VTPM_E_TOOBIG (len above
+ * STORE_BLOB_MAX); VTPM_E_NOMEM.
+ */
+int store_batch_put_blob(struct store_batch *b, const uint8_t uuid[SEAL_UUID_LEN],
+    uint8_t type, const uint8_t *sealed, size_t len) VTPM_WUR;
+
+/* Deletes the blob (uuid, type); deleting a missing blob is not an error. Returns 0, VTPM_E_INVAL, VTPM_E_NOMEM. */
+int store_batch_del_blob(struct store_batch *b, const uint8_t uuid[SEAL_UUID_LEN],
+    uint8_t type) VTPM_WUR;
+
+/*
+ * Applies the batch's writes in order in one transaction and commits it
+ * durably (unless opened with STORE_F_NOSYNC). All or nothing: on any failure
+ * the store is exactly as before.
+ * On success the batch is emptied (ready for reuse); on failure it is left
+ * as it was, so the caller may retry it or store_batch_reset() it.
+ * An empty batch commits nothing and returns 0.
+ * Returns 0; VTPM_E_INVAL; VTPM_E_STORE_FULL (map full, ENOSPC, EDQUOT);
+ * VTPM_E_TOOBIG (one transaction cannot hold this batch: split it);
+ * VTPM_E_NOTFOUND, VTPM_E_EXISTS (see the writes above); VTPM_E_STORE (any
+ * other backend failure; logged).
+ */
+int store_batch_commit(struct store *s, struct store_batch *b) VTPM_WUR;
+
+/* ---- the record format ------------------------------------------------ */
+
+/*
+ * The instance record, version 1 (integers big-endian):
+ *   u8   record version = 1
+ *   u8   name length n, 1..63
+ *   n    name, [A-Za-z0-9._-], not "." or ".."
+ *   16   uuid
+ *   48   measurement
+ *   32   host_data
+ *   u64  created
+ *   u64  perm_gen
+ *   u64  vol_gen
+ *   32   vol_launch_id
+ *   u32  flags (only STORE_INST_FLAGS_KNOWN bits)
+ *   u32  pcr_banks
+ *   u16  wrapped DEK length = 88
+ *   88   wrapped DEK
+ *   (end: nothing may follow)
+ */
+
+/*
+ * Encodes inst into out[0..cap) and sets *outlen.
+ * Returns 0; VTPM_E_INVAL (bad name, unknown flags); VTPM_E_TOOBIG (cap).
+ */
+int store_inst_encode(const struct store_instance *inst, uint8_t *out, size_t cap,
+    size_t *outlen) VTPM_WUR;
+
+/*
+ * Decodes a record (untrusted bytes) into *out, checking every field and the
+ * exact end. Returns 0, VTPM_E_INVAL (NULL) or VTPM_E_FORMAT (anything
+ * else wrong); *out is zeroed on failure.
+ */
+int store_inst_decode(const uint8_t *buf, size_t len, struct store_instance *out) VTPM_WUR;
+
+/* 0 if name is a valid instance name (NUL-terminated), else VTPM_E_INVAL. */
+int store_inst_name_check(const char *name) VTPM_WUR;
+
+/* The ident index key: SHA-256(meas || host). */
+void store_ident_key(const uint8_t meas[STORE_MEAS_LEN],
+    const uint8_t host[STORE_HOST_DATA_LEN], uint8_t key[STORE_IDENT_LEN]);
+
+/* 1 if (meas, host) is all zero, i.e. no identity enrolled. */
+int store_ident_is_empty(const uint8_t meas[STORE_MEAS_LEN],
+    const uint8_t host[STORE_HOST_DATA_LEN]);
+
+#endif

@@ -1,0 +1,688 @@
+/*
+ * store_lmdb.c: the LMDB backend of the store (store.h, store_backend.h).
+ * One environment per store directory, four named databases, one write
+ * transaction per batch. Trusts the arguments store.c has checked; trusts
+ * nothing read back from the database (records are decoded and cross-checked
+ * against their keys).
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "cursor.h"
+#include "log.h"
+#include "store_backend.h"
+
+#define LMDB_DEFAULT_MAP	((size_t)1 << 30)
+#define LMDB_LOCK_FILE		"vtpmd.lock"
+#define LMDB_FORMAT_VERSION	1
+#define LMDB_META_FORMAT	"format"
+#define LMDB_META_KCV		"kcv"
+
+struct store_lmdb {
+	struct store	 base;		/* first: store.c sees only this */
+	MDB_env		*env;
+	MDB_dbi		 db_meta;
+	MDB_dbi		 db_inst;
+	MDB_dbi		 db_blob;
+	MDB_dbi		 db_ident;
+	int		 lock_fd;
+	char		 dir[PATH_MAX];
+};
+
+static const struct store_ops lmdb_ops;
+
+static struct store_lmdb *
+lmdb_of(struct store *s)
+{
+	return (struct store_lmdb *)s;
+}
+
+/*
+ * Maps an LMDB or errno code to VTPM_E_*, logging the ones an operator must
+ * see under the caller's name. what names the operation.
+ */
+#define lmdb_err(rc, what)	lmdb_err_at((rc), (what), __func__)
+
+static int
+lmdb_err_at(int rc, const char *what, const char *func)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return VTPM_E_NOTFOUND;
+	case MDB_MAP_FULL:
+	case ENOSPC:
+	case EDQUOT:
+		log_msg(LOG_LVL_WARN, 0, func, "%s: store full: %s", what,
+		    mdb_strerror(rc));
+		return VTPM_E_STORE_FULL;
+	case MDB_TXN_FULL:
+		log_msg(LOG_LVL_WARN, 0, func, "%s: batch too large for one "
+		    "transaction", what);
+		return VTPM_E_TOOBIG;
+	case ENOMEM:
+		return VTPM_E_NOMEM;
+	default:
+		log_msg(LOG_LVL_WARN, 0, func, "%s: %s", what, mdb_strerror(rc));
+		return VTPM_E_STORE;
+	}
+}
+
+static void
+lmdb_val(MDB_val *v, const void *p, size_t n)
+{
+	v->mv_data = (void *)(uintptr_t)p;	/* LMDB takes non-const; never writes keys */
+	v->mv_size = n;
+}
+
+static void
+lmdb_blob_key(uint8_t key[STORE_BLOB_KEY_LEN], const uint8_t uuid[SEAL_UUID_LEN],
+    uint8_t type)
+{
+	memcpy(key, uuid, SEAL_UUID_LEN);
+	key[SEAL_UUID_LEN] = type;
+}
+
+/* ---- open and close --------------------------------------------------- */
+
+/* fsync()s a directory so the entries made in it are durable. */
+static int
+lmdb_fsync_dir(const char *path)
+{
+	int fd, rc = 0;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		log_warn("open %s", path);
+		return VTPM_E_IO;
+	}
+	if (fsync(fd) == -1) {
+		log_warn("fsync %s", path);
+		rc = VTPM_E_IO;
+	}
+	close(fd);
+	return rc;
+}
+
+static int
+lmdb_lock_dir(const char *dir, int *fdp)
+{
+	char path[PATH_MAX];
+	int fd, n;
+
+	n = snprintf(path, sizeof(path), "%s/%s", dir, LMDB_LOCK_FILE);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		log_warnx("store directory name too long");
+		return VTPM_E_INVAL;
+	}
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
+		log_warn("open %s", path);
+		return VTPM_E_IO;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK) {
+			log_warnx("store %s is in use by another vtpmd", dir);
+			close(fd);
+			return VTPM_E_BUSY;
+		}
+		log_warn("flock %s", path);
+		close(fd);
+		return VTPM_E_IO;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+/* Opens the named databases and checks or sets the store format, in one txn. */
+static int
+lmdb_open_dbs(struct store_lmdb *st)
+{
+	static const char fmtkey[] = LMDB_META_FORMAT;
+	uint8_t ver[4];
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(rc, "mdb_txn_begin");
+	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->db_meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "inst", MDB_CREATE, &st->db_inst)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "blob", MDB_CREATE, &st->db_blob)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "ident", MDB_CREATE, &st->db_ident)) != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_err(rc, "mdb_dbi_open");
+	}
+
+	lmdb_val(&k, fmtkey, sizeof(fmtkey) - 1);
+	rc = mdb_get(txn, st->db_meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		be32_enc(ver, LMDB_FORMAT_VERSION);
+		lmdb_val(&v, ver, sizeof(ver));
+		rc = mdb_put(txn, st->db_meta, &k, &v, 0);
+	} else if (rc == 0) {
+		if (v.mv_size != sizeof(ver)) {
+			mdb_txn_abort(txn);
+			log_warnx("%s: store format record is corrupt", st->dir);
+			return VTPM_E_FORMAT;
+		}
+		memcpy(ver, v.mv_data, sizeof(ver));
+		if (be32_dec(ver) != LMDB_FORMAT_VERSION) {
+			mdb_txn_abort(txn);
+			log_warnx("%s: store format %u is not supported (this is %u)",
+			    st->dir, be32_dec(ver), LMDB_FORMAT_VERSION);
+			return VTPM_E_UNSUPPORTED;
+		}
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_err(rc, "store format");
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return lmdb_err(rc, "mdb_txn_commit");
+	return 0;
+}
+
+int
+store_open_lmdb_flags(const char *dir, size_t map_size, unsigned int flags,
+    struct store **out)
+{
+	struct store_lmdb *st = NULL;
+	char parent[PATH_MAX];
+	struct stat sb;
+	unsigned int envflags;
+	int rc, created = 0;
+
+	if (out == NULL)
+		return VTPM_E_INVAL;
+	*out = NULL;
+	if (dir == NULL || dir[0] == '\0' || (flags & ~STORE_F_NOSYNC) != 0)
+		return VTPM_E_INVAL;
+	if (strlen(dir) >= sizeof(st->dir) - sizeof(LMDB_LOCK_FILE) - 1) {
+		log_warnx("store directory name too long");
+		return VTPM_E_INVAL;
+	}
+	if (seal_init() != 0)
+		return VTPM_E_CRYPTO;
+
+	if (mkdir(dir, 0700) == 0)
+		created = 1;
+	else if (errno != EEXIST) {
+		log_warn("mkdir %s", dir);
+		return VTPM_E_IO;
+	}
+	if (stat(dir, &sb) == -1) {
+		log_warn("stat %s", dir);
+		return VTPM_E_IO;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		log_warnx("%s is not a directory", dir);
+		return VTPM_E_INVAL;
+	}
+	if ((sb.st_mode & 077) != 0)
+		log_warnx("store directory %s is open to group or others (mode %03o)",
+		    dir, (unsigned int)(sb.st_mode & 0777));
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return VTPM_E_NOMEM;
+	st->base.ops = &lmdb_ops;
+	st->lock_fd = -1;
+	memcpy(st->dir, dir, strlen(dir) + 1);
+	if ((rc = lmdb_lock_dir(dir, &st->lock_fd)) != 0)
+		goto fail;
+
+	if ((rc = mdb_env_create(&st->env)) != 0) {
+		st->env = NULL;
+		rc = lmdb_err(rc, "mdb_env_create");
+		goto fail;
+	}
+	envflags = MDB_NOTLS | ((flags & STORE_F_NOSYNC) ? MDB_NOSYNC : 0);
+	if ((rc = mdb_env_set_maxdbs(st->env, 8)) != 0 ||
+	    (rc = mdb_env_set_mapsize(st->env,
+	    map_size != 0 ? map_size : LMDB_DEFAULT_MAP)) != 0 ||
+	    (rc = mdb_env_open(st->env, dir, envflags, 0600)) != 0) {
+		rc = lmdb_err(rc, dir);
+		goto fail;
+	}
+	if ((rc = lmdb_open_dbs(st)) != 0)
+		goto fail;
+	/* LMDB syncs its files, not the directory entries that name them */
+	if (!(flags & STORE_F_NOSYNC)) {
+		memcpy(parent, dir, strlen(dir) + 1);
+		if ((rc = lmdb_fsync_dir(dir)) != 0 ||
+		    (created && (rc = lmdb_fsync_dir(dirname(parent))) != 0))
+			goto fail;
+	}
+	if (flags & STORE_F_NOSYNC)
+		log_warnx("store %s opened without sync: commits are NOT durable", dir);
+	*out = &st->base;
+	return 0;
+
+fail:
+	lmdb_ops.close(&st->base);
+	return rc;
+}
+
+int
+store_open_lmdb(const char *dir, size_t map_size, struct store **out)
+{
+	return store_open_lmdb_flags(dir, map_size, 0, out);
+}
+
+static void
+lmdb_close(struct store *s)
+{
+	struct store_lmdb *st = lmdb_of(s);
+
+	if (st->env != NULL)
+		mdb_env_close(st->env);
+	if (st->lock_fd != -1)
+		close(st->lock_fd);	/* releases the flock */
+	free(st);
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+static int
+lmdb_begin_read(struct store_lmdb *st, MDB_txn **txn)
+{
+	int rc;
+
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn)) != 0)
+		return lmdb_err(rc, "mdb_txn_begin");
+	return 0;
+}
+
+static int
+lmdb_meta_get_kcv(struct store *s, uint8_t kcv[SEAL_KCV_LEN])
+{
+	static const char kcvkey[] = LMDB_META_KCV;
+	struct store_lmdb *st = lmdb_of(s);
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = lmdb_begin_read(st, &txn)) != 0)
+		return rc;
+	lmdb_val(&k, kcvkey, sizeof(kcvkey) - 1);
+	if ((rc = mdb_get(txn, st->db_meta, &k, &v)) != 0)
+		rc = lmdb_err(rc, "get kcv");
+	else if (v.mv_size != SEAL_KCV_LEN) {
+		log_warnx("%s: key-check record is corrupt", st->dir);
+		rc = VTPM_E_FORMAT;
+	} else
+		memcpy(kcv, v.mv_data, SEAL_KCV_LEN);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/*
+ * Reads and decodes the record stored under name in txn, checking that it
+ * names itself. VTPM_E_NOTFOUND, VTPM_E_FORMAT (logged), VTPM_E_STORE.
+ */
+static int
+lmdb_inst_read(struct store_lmdb *st, MDB_txn *txn, const char *name,
+    struct store_instance *out)
+{
+	MDB_val k, v;
+	int rc;
+
+	lmdb_val(&k, name, strlen(name));
+	if ((rc = mdb_get(txn, st->db_inst, &k, &v)) != 0)
+		return lmdb_err(rc, "get instance");
+	if (store_inst_decode(v.mv_data, v.mv_size, out) != 0 ||
+	    strcmp(out->name, name) != 0) {
+		memset(out, 0, sizeof(*out));
+		log_warnx("%s: record of instance %s is corrupt", st->dir, name);
+		return VTPM_E_FORMAT;
+	}
+	return 0;
+}
+
+static int
+lmdb_inst_get(struct store *s, const char *name, struct store_instance *out)
+{
+	struct store_lmdb *st = lmdb_of(s);
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = lmdb_begin_read(st, &txn)) != 0)
+		return rc;
+	rc = lmdb_inst_read(st, txn, name, out);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/*
+ * Looks up the ident index: *name gets the NUL-terminated instance name.
+ * VTPM_E_NOTFOUND, VTPM_E_FORMAT (the entry is not a valid name), VTPM_E_STORE.
+ */
+static int
+lmdb_ident_read(struct store_lmdb *st, MDB_txn *txn, const uint8_t ident[STORE_IDENT_LEN],
+    char name[STORE_NAME_MAX + 1])
+{
+	MDB_val k, v;
+	int rc;
+
+	lmdb_val(&k, ident, STORE_IDENT_LEN);
+	if ((rc = mdb_get(txn, st->db_ident, &k, &v)) != 0)
+		return lmdb_err(rc, "get ident");
+	if (v.mv_size < 1 || v.mv_size > STORE_NAME_MAX) {
+		log_warnx("%s: ident index entry is corrupt", st->dir);
+		return VTPM_E_FORMAT;
+	}
+	memcpy(name, v.mv_data, v.mv_size);
+	name[v.mv_size] = '\0';
+	if (store_inst_name_check(name) != 0) {
+		log_warnx("%s: ident index entry is corrupt", st->dir);
+		return VTPM_E_FORMAT;
+	}
+	return 0;
+}
+
+static int
+lmdb_inst_find_identity(struct store *s, const uint8_t ident[STORE_IDENT_LEN],
+    const uint8_t meas[STORE_MEAS_LEN], const uint8_t host[STORE_HOST_DATA_LEN],
+    struct store_instance *out)
+{
+	struct store_lmdb *st = lmdb_of(s);
+	char name[STORE_NAME_MAX + 1];
+	MDB_txn *txn;
+	int rc;
+
+	name[0] = '\0';
+	if ((rc = lmdb_begin_read(st, &txn)) != 0)
+		return rc;
+	if ((rc = lmdb_ident_read(st, txn, ident, name)) == 0 &&
+	    (rc = lmdb_inst_read(st, txn, name, out)) == 0 &&
+	    (memcmp(out->measurement, meas, STORE_MEAS_LEN) != 0 ||
+	    memcmp(out->host_data, host, STORE_HOST_DATA_LEN) != 0)) {
+		log_warnx("%s: ident index names %s, whose identity differs",
+		    st->dir, name);
+		rc = VTPM_E_FORMAT;
+	} else if (rc == VTPM_E_NOTFOUND && name[0] != '\0') {
+		/* index entry without its record */
+		log_warnx("%s: ident index names missing instance %s", st->dir, name);
+		rc = VTPM_E_FORMAT;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int
+lmdb_inst_list(struct store *s, int (*cb)(const struct store_instance *, void *),
+    void *arg)
+{
+	struct store_lmdb *st = lmdb_of(s);
+	struct store_instance inst;
+	char name[STORE_NAME_MAX + 1];
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, bad = 0;
+	MDB_cursor_op op = MDB_FIRST;
+
+	if ((rc = lmdb_begin_read(st, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->db_inst, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_err(rc, "mdb_cursor_open");
+	}
+	for (;; op = MDB_NEXT) {
+		if ((rc = mdb_cursor_get(cur, &k, &v, op)) != 0) {
+			rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "list instances");
+			break;
+		}
+		if (k.mv_size < 1 || k.mv_size > STORE_NAME_MAX) {
+			log_warnx("%s: instance table holds a bad key", st->dir);
+			bad = 1;
+			continue;
+		}
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		if (store_inst_name_check(name) != 0 ||
+		    store_inst_decode(v.mv_data, v.mv_size, &inst) != 0 ||
+		    strcmp(inst.name, name) != 0) {
+			log_warnx("%s: record of instance %s is corrupt; skipped",
+			    st->dir, store_inst_name_check(name) == 0 ? name : "(bad key)");
+			bad = 1;
+			continue;
+		}
+		if ((rc = cb(&inst, arg)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc == 0 && bad)
+		rc = VTPM_E_FORMAT;
+	return rc;
+}
+
+static int
+lmdb_blob_get(struct store *s, const uint8_t uuid[SEAL_UUID_LEN], uint8_t type,
+    uint8_t *buf, size_t cap, size_t *len)
+{
+	struct store_lmdb *st = lmdb_of(s);
+	uint8_t key[STORE_BLOB_KEY_LEN];
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = lmdb_begin_read(st, &txn)) != 0)
+		return rc;
+	lmdb_blob_key(key, uuid, type);
+	lmdb_val(&k, key, sizeof(key));
+	if ((rc = mdb_get(txn, st->db_blob, &k, &v)) != 0)
+		rc = lmdb_err(rc, "get blob");
+	else if (v.mv_size > cap) {
+		*len = v.mv_size;
+		rc = VTPM_E_TOOBIG;
+	} else {
+		memcpy(buf, v.mv_data, v.mv_size);
+		*len = v.mv_size;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* ---- writes ----------------------------------------------------------- */
+
+/* Deletes ident entry ident if it points at name (else leaves it). */
+static int
+lmdb_ident_drop(struct store_lmdb *st, MDB_txn *txn, const uint8_t ident[STORE_IDENT_LEN],
+    const char *name)
+{
+	char cur[STORE_NAME_MAX + 1];
+	MDB_val k;
+	int rc;
+
+	rc = lmdb_ident_read(st, txn, ident, cur);
+	if (rc == VTPM_E_NOTFOUND)
+		return 0;
+	if (rc != 0 && rc != VTPM_E_FORMAT)
+		return rc;
+	if (rc == 0 && strcmp(cur, name) != 0)
+		return 0;
+	lmdb_val(&k, ident, STORE_IDENT_LEN);
+	return lmdb_err(mdb_del(txn, st->db_ident, &k, NULL), "del ident");
+}
+
+static int
+lmdb_apply_put_inst(struct store_lmdb *st, MDB_txn *txn, const struct store_op *op)
+{
+	struct store_instance old, other;
+	uint8_t oldident[STORE_IDENT_LEN];
+	char owner[STORE_NAME_MAX + 1];
+	MDB_val k, v;
+	int rc;
+
+	rc = lmdb_inst_read(st, txn, op->name, &old);
+	if (rc == 0) {
+		if (memcmp(old.uuid, op->uuid, SEAL_UUID_LEN) != 0) {
+			log_warnx("instance %s exists with another uuid", op->name);
+			return VTPM_E_EXISTS;
+		}
+		if (!store_ident_is_empty(old.measurement, old.host_data)) {
+			store_ident_key(old.measurement, old.host_data, oldident);
+			if ((!op->has_ident ||
+			    memcmp(oldident, op->ident, STORE_IDENT_LEN) != 0) &&
+			    (rc = lmdb_ident_drop(st, txn, oldident, op->name)) != 0)
+				return rc;
+		}
+	} else if (rc == VTPM_E_FORMAT) {
+		log_warnx("instance %s: replacing a corrupt record", op->name);
+	} else if (rc != VTPM_E_NOTFOUND)
+		return rc;
+
+	if (op->has_ident) {
+		rc = lmdb_ident_read(st, txn, op->ident, owner);
+		if (rc == 0 && strcmp(owner, op->name) != 0) {
+			/* taken, unless the entry is stale */
+			if (lmdb_inst_read(st, txn, owner, &other) == 0 &&
+			    memcmp(other.measurement, op->meas, STORE_MEAS_LEN) == 0 &&
+			    memcmp(other.host_data, op->host, STORE_HOST_DATA_LEN) == 0) {
+				log_warnx("instance %s: identity already enrolled as %s",
+				    op->name, owner);
+				return VTPM_E_EXISTS;
+			}
+			log_warnx("instance %s: replacing a stale ident entry", op->name);
+		} else if (rc != 0 && rc != VTPM_E_NOTFOUND && rc != VTPM_E_FORMAT)
+			return rc;
+		lmdb_val(&k, op->ident, STORE_IDENT_LEN);
+		lmdb_val(&v, op->name, strlen(op->name));
+		if ((rc = mdb_put(txn, st->db_ident, &k, &v, 0)) != 0)
+			return lmdb_err(rc, "put ident");
+	}
+
+	lmdb_val(&k, op->name, strlen(op->name));
+	lmdb_val(&v, op->data, op->len);
+	return lmdb_err(mdb_put(txn, st->db_inst, &k, &v, 0), "put instance");
+}
+
+/* Deletes every blob whose key starts with uuid. */
+static int
+lmdb_blobs_drop(struct store_lmdb *st, MDB_txn *txn, const uint8_t uuid[SEAL_UUID_LEN])
+{
+	uint8_t first[STORE_BLOB_KEY_LEN];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	lmdb_blob_key(first, uuid, 0);
+	if ((rc = mdb_cursor_open(txn, st->db_blob, &cur)) != 0)
+		return lmdb_err(rc, "mdb_cursor_open");
+	for (;;) {
+		lmdb_val(&k, first, sizeof(first));
+		if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) != 0)
+			break;
+		if (k.mv_size < SEAL_UUID_LEN || memcmp(k.mv_data, uuid, SEAL_UUID_LEN) != 0)
+			break;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	return lmdb_err(rc, "del blobs");
+}
+
+static int
+lmdb_apply_del_inst(struct store_lmdb *st, MDB_txn *txn, const struct store_op *op)
+{
+	struct store_instance old;
+	uint8_t ident[STORE_IDENT_LEN];
+	MDB_val k;
+	int rc;
+
+	rc = lmdb_inst_read(st, txn, op->name, &old);
+	if (rc == 0) {
+		if (!store_ident_is_empty(old.measurement, old.host_data)) {
+			store_ident_key(old.measurement, old.host_data, ident);
+			if ((rc = lmdb_ident_drop(st, txn, ident, op->name)) != 0)
+				return rc;
+		}
+		if ((rc = lmdb_blobs_drop(st, txn, old.uuid)) != 0)
+			return rc;
+	} else if (rc == VTPM_E_FORMAT) {
+		log_warnx("instance %s: deleting a corrupt record; its blobs stay behind",
+		    op->name);
+	} else
+		return rc;	/* VTPM_E_NOTFOUND included */
+
+	lmdb_val(&k, op->name, strlen(op->name));
+	return lmdb_err(mdb_del(txn, st->db_inst, &k, NULL), "del instance");
+}
+
+static int
+lmdb_apply(struct store_lmdb *st, MDB_txn *txn, const struct store_op *op)
+{
+	static const char kcvkey[] = LMDB_META_KCV;
+	uint8_t key[STORE_BLOB_KEY_LEN];
+	MDB_val k, v;
+	int rc;
+
+	switch (op->kind) {
+	case STORE_OP_PUT_KCV:
+		lmdb_val(&k, kcvkey, sizeof(kcvkey) - 1);
+		lmdb_val(&v, op->data, op->len);
+		return lmdb_err(mdb_put(txn, st->db_meta, &k, &v, 0), "put kcv");
+	case STORE_OP_PUT_INST:
+		return lmdb_apply_put_inst(st, txn, op);
+	case STORE_OP_DEL_INST:
+		return lmdb_apply_del_inst(st, txn, op);
+	case STORE_OP_PUT_BLOB:
+		lmdb_blob_key(key, op->uuid, op->type);
+		lmdb_val(&k, key, sizeof(key));
+		lmdb_val(&v, op->data, op->len);
+		return lmdb_err(mdb_put(txn, st->db_blob, &k, &v, 0), "put blob");
+	case STORE_OP_DEL_BLOB:
+		lmdb_blob_key(key, op->uuid, op->type);
+		lmdb_val(&k, key, sizeof(key));
+		rc = mdb_del(txn, st->db_blob, &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "del blob");
+	}
+	return VTPM_E_INVAL;
+}
+
+static int
+lmdb_batch_commit(struct store *s, const struct store_batch *b)
+{
+	struct store_lmdb *st = lmdb_of(s);
+	MDB_txn *txn;
+	size_t i;
+	int rc;
+
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(rc, "mdb_txn_begin");
+	for (i = 0; i < b->n; i++) {
+		if ((rc = lmdb_apply(st, txn, &b->ops[i])) != 0) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+	}
+	/* Durable unless MDB_NOSYNC: data pages, fdatasync, then the meta page. */
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return lmdb_err(rc, "mdb_txn_commit");
+	return 0;
+}
+
+static const struct store_ops lmdb_ops = {
+	.name			= "lmdb",
+	.close			= lmdb_close,
+	.meta_get_kcv		= lmdb_meta_get_kcv,
+	.inst_get		= lmdb_inst_get,
+	.inst_find_identity	= lmdb_inst_find_identity,
+	.inst_list		= lmdb_inst_list,
+	.blob_get		= lmdb_blob_get,
+	.batch_commit		= lmdb_batch_commit,
+};
