@@ -17,7 +17,8 @@ void log_init(const char *prog, int level);
 void log_set_prefix(const char *prefix);	/* e.g. the instance name in a worker */
 int  log_get_level(void);
 
-void vlog_msg(int level, int with_errno, const char *func, const char *fmt, va_list ap);
+void vlog_msg(int level, int with_errno, const char *func, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 void log_msg(int level, int with_errno, const char *func, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void fatal_msg(int with_errno, const char *func, const char *fmt, ...)

@@ -218,7 +218,7 @@ inst_enroll(const char *name, const uint8_t meas[48], const uint8_t host[32],
     struct store_instance *out, char *why, size_t whylen)
 {
 	struct store_instance rec;
-	uint8_t dek[SEAL_KEY_LEN];
+	uint8_t *dek;
 	int rc;
 
 	batch_commit();
@@ -237,22 +237,25 @@ inst_enroll(const char *name, const uint8_t meas[48], const uint8_t host[32],
 	memcpy(rec.host_data, host, sizeof(rec.host_data));
 	rec.created = (uint64_t)time(NULL);
 	rec.pcr_banks = V->cfg.pcr_banks;
+	if ((dek = sodium_malloc(SEAL_KEY_LEN)) == NULL)
+		return VTPM_E_NOMEM;
 	seal_dek_generate(dek);
 	rc = seal_dek_wrap(V->kek, rec.uuid, dek, rec.wrapped_dek);
-	sodium_memzero(dek, sizeof(dek));
+	sodium_memzero(dek, SEAL_KEY_LEN);
+	sodium_free(dek);
 	if (rc != 0) {
 		snprintf(why, whylen, "could not wrap a data key: %s", vtpm_strerror(rc));
 		return rc;
 	}
-	store_batch_reset(V->batch);
-	if ((rc = store_batch_put_inst(V->batch, &rec)) != 0 ||
-	    (rc = store_batch_commit(V->store, V->batch)) != 0) {
-		store_batch_reset(V->batch);
+	store_batch_reset(V->sync_batch);
+	if ((rc = store_batch_put_inst(V->sync_batch, &rec)) != 0 ||
+	    (rc = store_batch_commit(V->store, V->sync_batch)) != 0) {
+		store_batch_reset(V->sync_batch);
 		snprintf(why, whylen, "could not store the new instance: %s",
 		    vtpm_strerror(rc));
 		return rc;
 	}
-	store_batch_reset(V->batch);
+	store_batch_reset(V->sync_batch);
 	log_info("instance %s enrolled", rec.name);
 	if (out != NULL)
 		*out = rec;
@@ -328,16 +331,16 @@ inst_start(struct inst *in, const struct attest_claims *c, char *why, size_t why
 	if (rec.vol_gen > 0) {
 		rec.vol_gen = 0;
 		memset(rec.vol_launch_id, 0, sizeof(rec.vol_launch_id));
-		store_batch_reset(V->batch);
-		if ((rc = store_batch_del_blob(V->batch, rec.uuid, SEAL_BLOB_VOLATILE)) != 0 ||
-		    (rc = store_batch_put_inst(V->batch, &rec)) != 0 ||
-		    (rc = store_batch_commit(V->store, V->batch)) != 0) {
-			store_batch_reset(V->batch);
+		store_batch_reset(V->sync_batch);
+		if ((rc = store_batch_del_blob(V->sync_batch, rec.uuid, SEAL_BLOB_VOLATILE)) != 0 ||
+		    (rc = store_batch_put_inst(V->sync_batch, &rec)) != 0 ||
+		    (rc = store_batch_commit(V->store, V->sync_batch)) != 0) {
+			store_batch_reset(V->sync_batch);
 			snprintf(why, whylen, "could not consume volatile state: %s",
 			    vtpm_strerror(rc));
 			goto out;
 		}
-		store_batch_reset(V->batch);
+		store_batch_reset(V->sync_batch);
 		in->rec = rec;
 	}
 	if (rec.perm_gen > 0 && (rc = load_blob(&rec, in->dek, SEAL_BLOB_PERMANENT,
@@ -767,14 +770,14 @@ inst_delete(const char *name, char *why, size_t whylen)
 	}
 	if ((in = inst_find(name)) != NULL)
 		inst_kill(in, "instance deleted");
-	store_batch_reset(V->batch);
-	if ((rc = store_batch_del_inst(V->batch, name)) != 0 ||
-	    (rc = store_batch_commit(V->store, V->batch)) != 0) {
-		store_batch_reset(V->batch);
+	store_batch_reset(V->sync_batch);
+	if ((rc = store_batch_del_inst(V->sync_batch, name)) != 0 ||
+	    (rc = store_batch_commit(V->store, V->sync_batch)) != 0) {
+		store_batch_reset(V->sync_batch);
 		snprintf(why, whylen, "delete failed: %s", vtpm_strerror(rc));
 		return rc;
 	}
-	store_batch_reset(V->batch);
+	store_batch_reset(V->sync_batch);
 	log_info("instance %s deleted (its data key is destroyed)", name);
 	return 0;
 }

@@ -93,7 +93,8 @@ struct vtpmd {
 	struct inst_list	 insts;
 	int			 ninsts;
 	int			 nhandshakes;
-	struct store_batch	*batch;		/* group commit: pending writes */
+	struct store_batch	*batch;		/* group commit: pending worker writes */
+	struct store_batch	*sync_batch;	/* one-off writes (enrol, delete, consume) */
 	struct inst		*batch_insts[1024];
 	int			 nbatch_insts;
 	int			 shutting_down;

@@ -282,10 +282,10 @@ open_store_and_key(void)
 	rc = store_meta_get_kcv(V->store, kcv);
 	if (rc == VTPM_E_NOTFOUND) {
 		if ((rc = seal_kek_check_make(V->kek, kcv)) != 0 ||
-		    (rc = store_batch_put_kcv(V->batch, kcv)) != 0 ||
-		    (rc = store_batch_commit(V->store, V->batch)) != 0)
+		    (rc = store_batch_put_kcv(V->sync_batch, kcv)) != 0 ||
+		    (rc = store_batch_commit(V->store, V->sync_batch)) != 0)
 			fatalx("cannot initialise the store: %s", vtpm_strerror(rc));
-		store_batch_reset(V->batch);
+		store_batch_reset(V->sync_batch);
 		log_info("new store initialised in %s", V->cfg.state_dir);
 	} else if (rc != 0) {
 		fatalx("cannot read the store's key check: %s", vtpm_strerror(rc));
@@ -456,7 +456,8 @@ main(int argc, char **argv)
 	if ((n = readlink("/proc/self/exe", V->self_exe, sizeof(V->self_exe) - 1)) <= 0)
 		fatal("readlink /proc/self/exe");
 	V->self_exe[n] = '\0';
-	if ((V->batch = store_batch_new()) == NULL)
+	if ((V->batch = store_batch_new()) == NULL ||
+	    (V->sync_batch = store_batch_new()) == NULL)
 		fatalx("out of memory");
 	open_store_and_key();
 	if ((rc = attest_provider_sim_new(V->cfg.sim_measurement, V->cfg.sim_host_data,
