@@ -508,22 +508,19 @@ static void batch_abort(int rc);
 static int
 handle_store(struct inst *in, const uint8_t *body, size_t len)
 {
-	struct cursor cur;
 	const uint8_t *blob;
 	uint8_t type;
-	uint32_t blen;
+	size_t blen;
 	uint64_t gen;
 	size_t slen;
 	int rc;
 
 	if (in->store_pending)
 		return VTPM_E_PROTO;
-	cur_init(&cur, body, len);
-	if (cur_get_u8(&cur, &type) != 0 || cur_get_u32(&cur, &blen) != 0 ||
-	    cur_get_ref(&cur, &blob, blen) != 0 || cur_end(&cur) != 0 || blen == 0)
-		return VTPM_E_FORMAT;
-	if (type == IPC_BLOB_VOLATILE ? in->state != I_STOPPING :
-	    type != IPC_BLOB_PERMANENT || in->state == I_IDLE)
+	if ((rc = ipc_parse_store(body, len, (enum ipc_worker_state)in->state,
+	    &type, &blob, &blen)) != 0)
+		return rc;
+	if (in->state == I_IDLE)
 		return VTPM_E_PROTO;
 	if (V->nbatch_insts == (int)(sizeof(V->batch_insts) / sizeof(V->batch_insts[0])))
 		batch_commit();
@@ -615,10 +612,12 @@ batch_commit(void)
 static int
 handle_msg(struct inst *in, uint8_t type, const uint8_t *body, size_t len)
 {
+	int rc;
+
+	if ((rc = ipc_worker_msg_allowed(type, (enum ipc_worker_state)in->state, len)) != 0)
+		return rc;
 	switch (type) {
 	case IPC_READY:
-		if (in->state != I_STARTING || len != 5)
-			return VTPM_E_PROTO;
 		if (be32_dec(body + 1) != 0) {
 			inst_kill(in, "TPM failed to start");
 			return 0;
@@ -631,8 +630,6 @@ handle_msg(struct inst *in, uint8_t type, const uint8_t *body, size_t len)
 	case IPC_STORE:
 		return handle_store(in, body, len);
 	case IPC_SESSION_END:
-		if ((in->state != I_ACTIVE && in->state != I_STOPPING) || len != 1)
-			return VTPM_E_PROTO;
 		log_info("instance %s: session ended (reason %u)", in->rec.name, body[0]);
 		if (in->state == I_ACTIVE) {
 			in->state = I_IDLE;
@@ -640,8 +637,6 @@ handle_msg(struct inst *in, uint8_t type, const uint8_t *body, size_t len)
 		}
 		return 0;
 	case IPC_STOPPED:
-		if (in->state != I_STOPPING || len != 1)
-			return VTPM_E_PROTO;
 		log_info("instance %s: stopped (volatile state %s)", in->rec.name,
 		    body[0] ? "saved" : "not saved");
 		in->state = I_DEAD;	/* reaped via SIGCHLD */

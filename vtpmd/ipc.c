@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cursor.h"
 #include "ipc.h"
 
 int
@@ -120,5 +121,58 @@ ipc_recv(int sock, uint8_t *buf, size_t cap, uint8_t *type, const uint8_t **body
 	*type = buf[0];
 	*body = buf + IPC_HDR_LEN;
 	*blen = (size_t)n - IPC_HDR_LEN;
+	return 0;
+}
+
+#define WS(x)	(1u << (x))
+
+/* Who may send what, when: the worker side of the table in ipc.h. */
+static const struct ipc_rule {
+	uint8_t		type;
+	uint32_t	states;
+	size_t		minlen;
+	size_t		maxlen;
+} worker_rules[] = {
+	{ IPC_READY,       WS(IPC_WS_STARTING),					5, 5 },
+	{ IPC_STORE,       WS(IPC_WS_STARTING) | WS(IPC_WS_ACTIVE) | WS(IPC_WS_STOPPING),
+									6, 5 + IPC_MAX_BLOB },
+	{ IPC_SESSION_END, WS(IPC_WS_ACTIVE) | WS(IPC_WS_STOPPING),		1, 1 },
+	{ IPC_STOPPED,     WS(IPC_WS_STOPPING),					1, 1 },
+};
+
+int
+ipc_worker_msg_allowed(uint8_t type, enum ipc_worker_state ws, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(worker_rules) / sizeof(worker_rules[0]); i++) {
+		const struct ipc_rule *r = &worker_rules[i];
+
+		if (r->type != type)
+			continue;
+		if ((unsigned)ws > IPC_WS_DEAD || !(r->states & WS(ws)))
+			return VTPM_E_PROTO;
+		if (len < r->minlen || len > r->maxlen)
+			return VTPM_E_FORMAT;
+		return 0;
+	}
+	return VTPM_E_PROTO;
+}
+
+int
+ipc_parse_store(const uint8_t *body, size_t len, enum ipc_worker_state ws,
+    uint8_t *btype, const uint8_t **blob, size_t *blen)
+{
+	struct cursor cur;
+	uint32_t n;
+
+	cur_init(&cur, body, len);
+	if (cur_get_u8(&cur, btype) != 0 || cur_get_u32(&cur, &n) != 0 ||
+	    n == 0 || n > IPC_MAX_BLOB || cur_get_ref(&cur, blob, n) != 0 ||
+	    cur_end(&cur) != 0)
+		return VTPM_E_FORMAT;
+	if (*btype == IPC_BLOB_VOLATILE ? ws != IPC_WS_STOPPING : *btype != IPC_BLOB_PERMANENT)
+		return VTPM_E_PROTO;
+	*blen = n;
 	return 0;
 }

@@ -78,6 +78,15 @@ enum ipc_end_reason {
 	END_IO		= 5,
 };
 
+/* A worker's state as the parent sees it (bit positions for the table). */
+enum ipc_worker_state {
+	IPC_WS_STARTING	= 0,
+	IPC_WS_IDLE	= 1,
+	IPC_WS_ACTIVE	= 2,
+	IPC_WS_STOPPING	= 3,
+	IPC_WS_DEAD	= 4,
+};
+
 /* Blob sizes: libtpms permanent state is at most ~140 KiB. */
 #define IPC_MAX_BLOB	(192 * 1024)
 #define IPC_MAX_MSG	(IPC_MAX_BLOB + 512)
@@ -100,5 +109,23 @@ int ipc_send2(int sock, uint8_t type, const void *a, size_t alen,
  */
 int ipc_recv(int sock, uint8_t *buf, size_t cap, uint8_t *type,
     const uint8_t **body, size_t *blen, int *fd_out) VTPM_WUR;
+
+/*
+ * The permission table for messages a worker sends (the untrusted
+ * direction): 0 if a message of this type and body length is allowed while
+ * the worker is in state ws, else VTPM_E_PROTO (unknown type, wrong state)
+ * or VTPM_E_FORMAT (wrong length). Type-specific rules beyond the table
+ * (one outstanding store, VOLATILE only while stopping) are checked by
+ * ipc_parse_store() and the caller.
+ */
+int ipc_worker_msg_allowed(uint8_t type, enum ipc_worker_state ws, size_t len) VTPM_WUR;
+
+/*
+ * Parses an IPC_STORE body: u8 blob_type | u32 len | blob, exactly. Points
+ * *blob into body. Returns 0, VTPM_E_FORMAT or VTPM_E_PROTO (a VOLATILE blob
+ * outside STOPPING, an unknown blob type, an empty or oversized blob).
+ */
+int ipc_parse_store(const uint8_t *body, size_t len, enum ipc_worker_state ws,
+    uint8_t *btype, const uint8_t **blob, size_t *blen) VTPM_WUR;
 
 #endif

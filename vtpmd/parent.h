@@ -59,7 +59,16 @@ struct ev {
 	void		*obj;
 };
 
-enum inst_state { I_STARTING, I_IDLE, I_ACTIVE, I_STOPPING, I_DEAD };
+#include "ipc.h"
+
+/* The parent's view of a worker; the values index the table in ipc.c. */
+enum inst_state {
+	I_STARTING	= IPC_WS_STARTING,
+	I_IDLE		= IPC_WS_IDLE,
+	I_ACTIVE	= IPC_WS_ACTIVE,
+	I_STOPPING	= IPC_WS_STOPPING,
+	I_DEAD		= IPC_WS_DEAD,
+};
 
 struct session;
 
