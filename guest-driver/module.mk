@@ -1,1 +1,29 @@
 # guest-driver: rules added by this folder
+
+# --- TCTI plugin: libtss2-tcti-vtpm.so.0 ------------------------------------
+# Loaded by tctildr into arbitrary programs (tpm2-tools, ESYS/FAPI users), so
+# it links only libc: no libtransport.a, no $(LDFLAGS_COMMON) (that has -pie).
+# Only Tss2_Tcti_Info and Tss2_Tcti_Vtpm_Init are exported (hidden visibility
+# plus the version script).
+TCTI_SO  := $(BUILD)/libtss2-tcti-vtpm.so.0
+TCTI_MAP := guest-driver/tcti_vtpm.map
+PROGRAMS += $(TCTI_SO) $(BUILD)/libtss2-tcti-vtpm.so
+
+$(BUILD)/obj/guest-driver/tcti_vtpm.o: ALL_CFLAGS += -fvisibility=hidden
+
+$(TCTI_SO): $(BUILD)/obj/guest-driver/tcti_vtpm.o $(TCTI_MAP)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libtss2-tcti-vtpm.so.0 -Wl,-z,relro,-z,now \
+		-Wl,--version-script=$(TCTI_MAP) $(SANFLAGS) \
+		-o $@ $(filter %.o,$^)
+
+$(BUILD)/libtss2-tcti-vtpm.so: $(TCTI_SO)
+	ln -sf libtss2-tcti-vtpm.so.0 $@
+
+# Unit test: drives the built .so through dlopen like tctildr does, against
+# an in-process fake vtpm-guest; finds the .so next to ../ of its own binary.
+TESTS_UNIT += $(BUILD)/tests/test_tcti
+
+$(BUILD)/tests/test_tcti: $(BUILD)/obj/tests/unit/guest-driver/test_tcti.o | $(TCTI_SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ -lpthread -ldl
