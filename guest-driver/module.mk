@@ -27,3 +27,9 @@ TESTS_UNIT += $(BUILD)/tests/test_tcti
 $(BUILD)/tests/test_tcti: $(BUILD)/obj/tests/unit/guest-driver/test_tcti.o | $(TCTI_SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ -lpthread -ldl
+
+# --- vtpm-guest: the guest agent --------------------------------------------
+PROGRAMS += $(BUILD)/vtpm-guest
+$(BUILD)/vtpm-guest: $(BUILD)/obj/guest-driver/vtpm_guest.o $(BUILD)/obj/guest-driver/local_proto.o $(LIB_ATTEST) $(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_SODIUM)

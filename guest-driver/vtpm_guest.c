@@ -26,6 +26,7 @@
 #include "channel.h"
 #include "cursor.h"
 #include "endpoint.h"
+#include "local_proto.h"
 #include "log.h"
 #include "noise.h"
 #include "proto.h"
@@ -36,6 +37,7 @@
 
 struct client {
 	int	fd;
+	int	nreq;		/* requests served: HELLO must be the first */
 	uint8_t	buf[REQ_MAX];
 	size_t	have;
 };
@@ -331,7 +333,8 @@ client_request(struct client *c, uint32_t op, const uint8_t *body, size_t len)
 
 	switch (op) {
 	case VTPM_LOCAL_OP_HELLO:
-		if (len != VTPM_LOCAL_HELLO_LEN) {
+		if (len != VTPM_LOCAL_HELLO_LEN || c->nreq != 1 ||
+		    be32_dec(body) != VTPM_LOCAL_VERSION) {
 			(void)client_reply(c, VTPM_LOCAL_STATUS_BAD_REQUEST, NULL, 0);
 			return;
 		}
@@ -344,8 +347,7 @@ client_request(struct client *c, uint32_t op, const uint8_t *body, size_t len)
 		    VTPM_LOCAL_STATUS_BAD_REQUEST, NULL, 0);
 		return;
 	case VTPM_LOCAL_OP_TPM_COMMAND:
-		if (len < 1 + VTPM_LOCAL_TPM_HDR_LEN || len > 1 + VTPM_LOCAL_MAX_COMMAND ||
-		    body[0] > VTPM_LOCAL_MAX_LOCALITY || be32_dec(body + 3) != len - 1) {
+		if (local_check_tpm_command(body, len) != 0) {
 			(void)client_reply(c, VTPM_LOCAL_STATUS_BAD_REQUEST, NULL, 0);
 			return;
 		}
@@ -362,8 +364,11 @@ client_request(struct client *c, uint32_t op, const uint8_t *body, size_t len)
 static void
 client_readable(struct client *c)
 {
+	const uint8_t *body;
 	uint32_t op, len;
+	size_t used;
 	ssize_t n;
+	int rc;
 
 	n = read(c->fd, c->buf + c->have, sizeof(c->buf) - c->have);
 	if (n <= 0) {
@@ -373,23 +378,18 @@ client_readable(struct client *c)
 		return;
 	}
 	c->have += (size_t)n;
-	while (c->have >= VTPM_LOCAL_HDR_LEN) {
-		op = be32_dec(c->buf);
-		len = be32_dec(c->buf + 4);
-		if (len > VTPM_LOCAL_MAX_BODY) {
-			log_warnx("local client sent a %u-byte request; closing it", len);
-			(void)client_reply(c, VTPM_LOCAL_STATUS_BAD_REQUEST, NULL, 0);
-			client_close(c);
-			return;
-		}
-		if (c->have < VTPM_LOCAL_HDR_LEN + len)
-			return;
-		client_request(c, op, c->buf + VTPM_LOCAL_HDR_LEN, len);
+	while ((rc = local_request_next(c->buf, c->have, &op, &body, &len, &used)) == 1) {
+		c->nreq++;
+		client_request(c, op, body, len);
 		if (c->fd < 0)
 			return;
-		memmove(c->buf, c->buf + VTPM_LOCAL_HDR_LEN + len,
-		    c->have - VTPM_LOCAL_HDR_LEN - len);
-		c->have -= VTPM_LOCAL_HDR_LEN + len;
+		memmove(c->buf, c->buf + used, c->have - used);
+		c->have -= used;
+	}
+	if (rc < 0) {
+		log_warnx("local client announced an oversized request; closing it");
+		(void)client_reply(c, VTPM_LOCAL_STATUS_BAD_REQUEST, NULL, 0);
+		client_close(c);
 	}
 }
 
@@ -465,6 +465,7 @@ serve(void)
 				}
 				G.clients[i].fd = fd;
 				G.clients[i].have = 0;
+				G.clients[i].nreq = 0;
 			}
 		}
 	}

@@ -3,6 +3,7 @@
 # Slow suites have their own targets (fuzz, torture, check-guest, bench).
 E2E_TESTS := $(sort $(wildcard tests/e2e/test_*.sh))
 TEST_TOOLS :=
+include tests/fuzz/module.mk
 
 check: all $(TESTS_UNIT) $(TEST_TOOLS) check-layering
-	BUILD=$(abspath $(BUILD)) tests/run-tests.sh $(TESTS_UNIT) $(E2E_TESTS)
+	BUILD=$(abspath $(BUILD)) tests/run-tests.sh $(TESTS_UNIT) $(FUZZ_REPLAY_SCRIPT) $(E2E_TESTS)

@@ -146,10 +146,13 @@ inst_spawn(struct inst *in, const uint8_t *perm, size_t plen, const uint8_t *vol
 		return VTPM_E_IO;
 	}
 	if (pid == 0) {
-		char *argv[] = { "vtpmd", "--worker", NULL, NULL };
+		char ids[32];
+		char *argv[] = { "vtpmd", "--worker", ids, NULL, NULL };
 
+		snprintf(ids, sizeof(ids), "%u:%u", (unsigned)V->cfg.worker_uid,
+		    (unsigned)V->cfg.worker_gid);
 		if (V->cfg.verbose)
-			argv[2] = "-v";
+			argv[3] = "-v";
 		if (dup2(sv[1], WORKER_IPC_FD) < 0)
 			_exit(127);
 		/* Only fds 0-2 and the IPC socket survive exec: the rest are CLOEXEC. */

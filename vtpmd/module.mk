@@ -26,3 +26,8 @@ check-layering: $(VTPMD_PARENT_OBJS) $(VTPMD_WORKER_OBJS)
 	@bad=$$(nm -u $(VTPMD_PARENT_OBJS) | grep -E ' (TPMLIB_|TPM_IO_)' || true); \
 	 if [ -n "$$bad" ]; then echo "layering: parent references libtpms: $$bad"; exit 1; fi
 	@echo "layering: 2 passed, 0 failed"
+
+TESTS_UNIT += $(BUILD)/tests/test_sandbox
+$(BUILD)/tests/test_sandbox: $(BUILD)/obj/tests/unit/vtpmd/test_sandbox.o $(BUILD)/obj/vtpmd/sandbox.o $(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_SECCOMP)

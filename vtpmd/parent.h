@@ -49,6 +49,9 @@ struct config {
 	int		 handshake_timeout_ms;
 	int		 max_handshakes;
 	int		 verbose;
+	const char	*worker_user;		/* workers run as this user when vtpmd is root */
+	uid_t		 worker_uid;
+	gid_t		 worker_gid;
 };
 
 /* Event-loop registration: every fd in epoll points at one of these. */

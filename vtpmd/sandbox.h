@@ -7,7 +7,13 @@
 
 /* Parent: no core dumps, not dumpable/ptraceable, key memory lockable. */
 void sandbox_parent_enter(void);
-/* Worker: the same plus no-new-privs, dropped privileges and seccomp. */
-void sandbox_worker_enter(void);
+#include <sys/types.h>
+
+/*
+ * Worker: the same, then (when started as root) all groups dropped and
+ * uid/gid switched to the given unprivileged ids ((uid_t)-1: keep), then
+ * no-new-privs and the default-deny seccomp allow-list.
+ */
+void sandbox_worker_enter(uid_t uid, gid_t gid);
 
 #endif

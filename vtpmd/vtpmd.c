@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ usage(FILE *f)
 "             [--key-provider file:PATH] [--allow-key-file]\n"
 "             [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
 "             [--auto-enrol] [--pcr-banks LIST] [--idle-timeout SEC]\n"
-"             [--max-handshakes N] [--store-map-size MIB] [-n] [-v]\n"
+"             [--max-handshakes N] [--store-map-size MIB] [--worker-user USER] [-n] [-v]\n"
 "Endpoints: unix:PATH, vsock:PORT, tcp:127.0.0.1:PORT.\n"
 "--dev: development mode. Simulated attestation, a local key file in the state\n"
 "directory, auto-enrolment. NOT FOR PRODUCTION. See vtpmd(8).\n");
@@ -92,7 +93,7 @@ enum {
 	OPT_DEV = 256, OPT_STATE_DIR, OPT_LISTEN, OPT_ADMIN, OPT_ATTESTATION,
 	OPT_ALLOW_SIM, OPT_KEY_PROVIDER, OPT_ALLOW_KEY_FILE, OPT_SIM_MEAS,
 	OPT_SIM_HOST, OPT_SIM_LAUNCH, OPT_AUTO_ENROL, OPT_PCR_BANKS, OPT_IDLE,
-	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER,
+	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER, OPT_WORKER_USER,
 };
 
 static const struct option longopts[] = {
@@ -114,7 +115,7 @@ static const struct option longopts[] = {
 	{ "max-handshakes", required_argument, NULL, OPT_MAX_HS },
 	{ "store-map-size", required_argument, NULL, OPT_MAP_SIZE },
 	{ "unsafe-nosync", no_argument, NULL, OPT_NOSYNC },
-	{ "worker", no_argument, NULL, OPT_WORKER },
+	{ "worker-user", required_argument, NULL, OPT_WORKER_USER },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -215,6 +216,7 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 		case OPT_MAX_HS:	c->max_handshakes = (int)parse_num(optarg, 1, 100000, "--max-handshakes"); break;
 		case OPT_MAP_SIZE:	c->map_size = (size_t)parse_num(optarg, 1, 1L << 22, "--store-map-size") << 20; break;
 		case OPT_NOSYNC:	c->nosync = 1; break;
+		case OPT_WORKER_USER:	c->worker_user = optarg; break;
 		case 'n':		*check_only = 1; break;
 		case 'v':		c->verbose = 1; log_init("vtpmd", LOG_LVL_DEBUG); break;
 		case 'h':		usage(stdout); exit(0);
@@ -227,6 +229,18 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 	}
 	if (c->state_dir == NULL)
 		c->state_dir = "/var/lib/vtpmd";
+	if (c->worker_user == NULL)
+		c->worker_user = "nobody";
+	{
+		struct passwd *pw = getpwnam(c->worker_user);
+
+		if (pw == NULL)
+			fatalx("--worker-user %s: no such user", c->worker_user);
+		if (pw->pw_uid == 0)
+			fatalx("--worker-user %s: workers must not run as root", c->worker_user);
+		c->worker_uid = pw->pw_uid;
+		c->worker_gid = pw->pw_gid;
+	}
 	if (c->dev) {
 		c->allow_sim = 1;
 		c->allow_key_file = 1;
@@ -434,12 +448,20 @@ main(int argc, char **argv)
 	int i, check_only = 0, rc;
 
 	log_init("vtpmd", LOG_LVL_INFO);
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--worker") == 0) {
-			if (argc > 2 && strcmp(argv[2], "-v") == 0)
-				log_init("vtpmd-worker", LOG_LVL_DEBUG);
-			return worker_main();
-		}
+	/* Worker role: vtpmd --worker UID:GID [-v], started by the parent only. */
+	if (argc >= 3 && strcmp(argv[1], "--worker") == 0) {
+		unsigned long u, g;
+		char *end;
+
+		u = strtoul(argv[2], &end, 10);
+		if (*end != ':')
+			fatalx("--worker wants UID:GID");
+		g = strtoul(end + 1, &end, 10);
+		if (*end != '\0')
+			fatalx("--worker wants UID:GID");
+		if (argc > 3 && strcmp(argv[3], "-v") == 0)
+			log_init("vtpmd-worker", LOG_LVL_DEBUG);
+		return worker_main((uid_t)u, (gid_t)g);
 	}
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");

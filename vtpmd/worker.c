@@ -760,7 +760,7 @@ ipc_readable(void)
 }
 
 int
-worker_main(void)
+worker_main(uid_t uid, gid_t gid)
 {
 	struct pollfd pfd[2];
 	int n;
@@ -780,7 +780,7 @@ worker_main(void)
 	if (TPMLIB_ChooseTPMVersion(TPMLIB_TPM_VERSION_2) != TPM_SUCCESS ||
 	    TPMLIB_RegisterCallbacks(&tpm_callbacks) != TPM_SUCCESS)
 		fatalx("libtpms initialisation failed");
-	sandbox_worker_enter();
+	sandbox_worker_enter(uid, gid);
 
 	for (;;) {
 		pfd[0].fd = W.ipc;

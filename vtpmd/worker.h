@@ -8,7 +8,12 @@
 
 #define WORKER_IPC_FD	3
 
-/* Runs the worker until the parent stops it or goes away; returns the exit code. */
-int worker_main(void);
+#include <sys/types.h>
+
+/*
+ * Runs the worker until the parent stops it or goes away; returns the exit
+ * code. uid/gid: the unprivileged ids to switch to when started as root.
+ */
+int worker_main(uid_t uid, gid_t gid);
 
 #endif
