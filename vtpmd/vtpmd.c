@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -475,6 +476,15 @@ main(int argc, char **argv)
 		return 0;
 	}
 	sandbox_parent_enter();
+	{
+		/* One IPC socket per worker: allow as many as the hard limit. */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	if ((n = readlink("/proc/self/exe", V->self_exe, sizeof(V->self_exe) - 1)) <= 0)
 		fatal("readlink /proc/self/exe");
 	V->self_exe[n] = '\0';

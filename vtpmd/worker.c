@@ -582,6 +582,12 @@ session_readable(void)
 		}
 		if (W.pending_kick || W.pending_stop)
 			return;
+		/*
+		 * A guest waits for each response, so the socket is usually
+		 * empty now: poll again rather than pay a read() for EAGAIN.
+		 */
+		if (!chan_has_buffered(W.ch))
+			return;
 	}
 }
 
