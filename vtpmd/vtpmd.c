@@ -22,6 +22,7 @@
 
 #include <sodium.h>
 
+#include "config.h"
 #include "keyprov.h"
 #include "log.h"
 #include "parent.h"
@@ -34,7 +35,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: vtpmd [--dev] --state-dir DIR --listen ENDPOINT [--listen ...] --admin unix:PATH\n"
+"usage: vtpmd [--config FILE] [--dev] --state-dir DIR --listen ENDPOINT [--listen ...] --admin unix:PATH\n"
 "             [--attestation sim] [--allow-sim-attestation]\n"
 "             [--key-provider file:PATH] [--allow-key-file]\n"
 "             [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
@@ -94,7 +95,7 @@ enum {
 	OPT_DEV = 256, OPT_STATE_DIR, OPT_LISTEN, OPT_ADMIN, OPT_ATTESTATION,
 	OPT_ALLOW_SIM, OPT_KEY_PROVIDER, OPT_ALLOW_KEY_FILE, OPT_SIM_MEAS,
 	OPT_SIM_HOST, OPT_SIM_LAUNCH, OPT_AUTO_ENROL, OPT_PCR_BANKS, OPT_IDLE,
-	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER, OPT_WORKER_USER,
+	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER, OPT_WORKER_USER, OPT_CONFIG,
 };
 
 static const struct option longopts[] = {
@@ -117,6 +118,7 @@ static const struct option longopts[] = {
 	{ "store-map-size", required_argument, NULL, OPT_MAP_SIZE },
 	{ "unsafe-nosync", no_argument, NULL, OPT_NOSYNC },
 	{ "worker-user", required_argument, NULL, OPT_WORKER_USER },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -218,6 +220,7 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 		case OPT_MAP_SIZE:	c->map_size = (size_t)parse_num(optarg, 1, 1L << 22, "--store-map-size") << 20; break;
 		case OPT_NOSYNC:	c->nosync = 1; break;
 		case OPT_WORKER_USER:	c->worker_user = optarg; break;
+		case OPT_CONFIG:	break;	/* consumed by config_expand_args() */
 		case 'n':		*check_only = 1; break;
 		case 'v':		c->verbose = 1; log_init("vtpmd", LOG_LVL_DEBUG); break;
 		case 'h':		usage(stdout); exit(0);
@@ -470,7 +473,15 @@ main(int argc, char **argv)
 	TAILQ_INIT(&V->insts);
 	for (i = 0; i < MAX_LISTEN; i++)
 		listen_ev[i].fd = -1;
-	parse_args(argc, argv, &V->cfg, &check_only);
+	{
+		char why[8400];
+		int nargc;
+		char **nargv;
+
+		if (config_expand_args(argc, argv, longopts, &nargc, &nargv, why, sizeof(why)) != 0)
+			fatalx("configuration: %s", why);
+		parse_args(nargc, nargv, &V->cfg, &check_only);
+	}
 	if (check_only) {
 		printf("configuration OK\n");
 		return 0;
