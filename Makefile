@@ -69,3 +69,18 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)/etc/vtpmd
+	install -m 0755 $(BUILD)/vtpmd $(DESTDIR)$(PREFIX)/sbin/vtpmd
+	install -m 0755 $(BUILD)/vtpmctl $(BUILD)/vtpm-guest $(BUILD)/vtpm-relay $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(BUILD)/libtss2-tcti-vtpm.so.0 $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libtss2-tcti-vtpm.so.0 $(DESTDIR)$(PREFIX)/lib/libtss2-tcti-vtpm.so
+	for m in $(wildcard */*.8); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/; done
+	for m in $(wildcard */*.5); do install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/; done
+	sed 's|/usr/local|$(PREFIX)|g' vtpmd/dist/vtpmd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/vtpmd.service
+	[ -e $(DESTDIR)/etc/vtpmd/vtpmd.conf ] || install -m 0600 vtpmd/dist/vtpmd.conf.example $(DESTDIR)/etc/vtpmd/vtpmd.conf

@@ -15,6 +15,9 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -389,6 +392,34 @@ handle_signals(void)
 		inst_reaped(pid, status);
 }
 
+/*
+ * Tells systemd (Type=notify) that vtpmd is ready: listeners are open and
+ * the store is keyed. A datagram "READY=1" to $NOTIFY_SOCKET; no libsystemd.
+ */
+static void
+notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	if (sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sun, len) != 7)
+		log_warn("sd_notify");
+	close(fd);
+}
+
 static int
 event_loop(void)
 {
@@ -522,6 +553,7 @@ main(int argc, char **argv)
 	if (ev_add(&signal_ev, EPOLLIN) != 0)
 		fatalx("epoll");
 	open_listeners();
+	notify_ready();
 	log_info("vtpmd %s ready (store: %s, %s)", VTPM_VERSION, V->cfg.state_dir,
 	    store_backend_name(V->store));
 	rc = event_loop();
