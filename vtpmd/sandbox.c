@@ -52,6 +52,8 @@ static const int worker_allowed[] = {
 	SCMP_SYS(getppid), SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid),
 	SCMP_SYS(getegid), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek),
 	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+	/* resumes a wait interrupted by SIGSTOP/SIGCONT (debugger, cgroup freezer) */
+	SCMP_SYS(restart_syscall),
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 #ifdef __SANITIZE_ADDRESS__
 	/* AddressSanitizer's runtime, for `make asan check` only. */

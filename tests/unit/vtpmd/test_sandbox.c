@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,11 +116,46 @@ forbidden_ptrace_self_dump(void)
 	_exit(33);
 }
 
+/*
+ * A worker stopped and continued while it waits (a debugger, a cgroup
+ * freezer, kill -STOP) resumes its poll() through restart_syscall.
+ */
+static void
+check_stop_continue(void)
+{
+	const char *what = "SIGSTOP/SIGCONT during poll() (restart_syscall)";
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		sandbox_worker_enter(65534, 65534);
+		(void)poll(NULL, 0, 500);
+		_exit(0);
+	}
+	if (pid < 0) {
+		printf("FAIL - %s: fork\n", what);
+		failed++;
+		return;
+	}
+	usleep(150000);
+	kill(pid, SIGSTOP);
+	usleep(100000);
+	kill(pid, SIGCONT);
+	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		printf("ok   - %s: resumed\n", what);
+		passed++;
+	} else {
+		printf("FAIL - %s: status 0x%x\n", what, status);
+		failed++;
+	}
+}
+
 int
 main(void)
 {
 	check("memory, randomness, time, write", allowed_work, EXIT_OK);
 	check("open() fails with EACCES, no kill", open_fails_cleanly, EXIT_OK);
+	check_stop_continue();
 	check("socket(AF_INET)", forbidden_socket, KILLED_SIGSYS);
 	check("execve", forbidden_exec, KILLED_SIGSYS);
 #ifndef __SANITIZE_ADDRESS__
