@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <sodium.h>
 
+#include "endorse.h"
 #include "log.h"
 #include "parent.h"
 
@@ -24,10 +26,15 @@
 static json_object *
 hexstr(const uint8_t *p, size_t n)
 {
-	char buf[2 * 64 + 1];
+	json_object *o;
+	char *buf;
 
+	if ((buf = malloc(2 * n + 1)) == NULL)
+		return NULL;
 	attest_hex_encode(p, n, buf);
-	return json_object_new_string(buf);
+	o = json_object_new_string(buf);
+	free(buf);
+	return o;
 }
 
 static json_object *
@@ -56,6 +63,13 @@ inst_json(const struct store_instance *r)
 		if (r->pcr_banks & (1u << i))
 			json_object_array_add(banks, json_object_new_string(bank_names[i]));
 	json_object_object_add(o, "pcr_banks", banks);
+	if (in != NULL && (in->state == I_ACTIVE || in->state == I_IDLE)) {
+		/* The H-CRTM event of the live launch, for verifiers to replay. */
+		uint8_t ev[HCRTM_EVENT_LEN];
+
+		hcrtm_event(&in->claims, ev);
+		json_object_object_add(o, "launch_event", hexstr(ev, sizeof(ev)));
+	}
 	return o;
 }
 
@@ -143,6 +157,31 @@ admin_handle(json_object *req)
 			return error_reply(why);
 		}
 		json_object_object_add(reply, "instance", inst_json(&rec));
+	} else if (strcmp(op, "ca-show") == 0 || strcmp(op, "ca-evidence") == 0) {
+		char *pem = ekca_pem();
+
+		if (pem == NULL) {
+			json_object_put(reply);
+			return error_reply("the EK CA is not available (no root key yet)");
+		}
+		json_object_object_add(reply, "certificate", json_object_new_string(pem));
+		free(pem);
+		if (strcmp(op, "ca-evidence") == 0) {
+			uint8_t rd[ATTEST_REPORT_DATA_LEN], ev[ATTEST_MAX_EVIDENCE];
+			char b64[sodium_base64_ENCODED_LEN(ATTEST_MAX_EVIDENCE,
+			    sodium_base64_VARIANT_ORIGINAL)];
+			size_t evlen;
+
+			if ((rc = ekca_report_data(rd)) != 0 ||
+			    (rc = attest_evidence_get(V->attester, rd, ev, sizeof(ev), &evlen)) != 0) {
+				json_object_put(reply);
+				snprintf(why, sizeof(why), "no evidence: %s", vtpm_strerror(rc));
+				return error_reply(why);
+			}
+			sodium_bin2base64(b64, sizeof(b64), ev, evlen, sodium_base64_VARIANT_ORIGINAL);
+			json_object_object_add(reply, "report_data", hexstr(rd, sizeof(rd)));
+			json_object_object_add(reply, "evidence", json_object_new_string(b64));
+		}
 	} else if (strcmp(op, "status") == 0) {
 		json_object *st = json_object_new_object();
 		struct inst *in;

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "channel.h"
+#include "endorse.h"
 #include "cursor.h"
 #include "ipc.h"
 #include "log.h"
@@ -458,7 +459,8 @@ void
 inst_handoff(struct inst *in, struct session *s)
 {
 	struct noise_cipher tx, rx;
-	uint8_t msg[4 + 1 + 1 + 64 + 32 + 8 + 32 + 8];
+	uint8_t msg[4 + 1 + 1 + 64 + 32 + 8 + 32 + 8 + 2 + HCRTM_EVENT_LEN];
+	uint8_t event[HCRTM_EVENT_LEN];
 	struct wbuf w;
 	size_t n, nlen = strlen(in->rec.name);
 	struct chan *ch = session_chan(s);
@@ -478,6 +480,9 @@ inst_handoff(struct inst *in, struct session *s)
 	wbuf_put_u64(&w, tx.n);
 	wbuf_put_bytes(&w, rx.k, 32);
 	wbuf_put_u64(&w, rx.n);
+	hcrtm_event(&in->claims, event);
+	wbuf_put_u16(&w, sizeof(event));
+	wbuf_put_bytes(&w, event, sizeof(event));
 	noise_cipher_wipe(&tx);
 	noise_cipher_wipe(&rx);
 	if (wbuf_end(&w, &n) != 0)
@@ -632,6 +637,20 @@ handle_msg(struct inst *in, uint8_t type, const uint8_t *body, size_t len)
 		return 0;
 	case IPC_STORE:
 		return handle_store(in, body, len);
+	case IPC_EK_PUBS: {
+		uint8_t certs[4 + 2 * IPC_EK_CERT_MAX], none[4] = { 0, 0, 0, 0 };
+		size_t clen;
+
+		rc = ekcert_issue(in->rec.name, body, len, certs, sizeof(certs), &clen);
+		if (rc == VTPM_E_FORMAT)
+			return rc;
+		if (rc != 0)
+			log_warnx("instance %s: no EK certificates: %s", in->rec.name,
+			    vtpm_strerror(rc));
+		(void)inst_send(in, IPC_EK_CERTS, rc == 0 ? certs : none,
+		    rc == 0 ? clen : sizeof(none), NULL, 0, -1);
+		return 0;
+	}
 	case IPC_SESSION_END:
 		log_info("instance %s: session ended (reason %u)", in->rec.name, body[0]);
 		if (in->state == I_ACTIVE) {

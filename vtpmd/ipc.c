@@ -138,6 +138,8 @@ static const struct ipc_rule {
 									6, 5 + IPC_MAX_BLOB },
 	{ IPC_SESSION_END, WS(IPC_WS_ACTIVE) | WS(IPC_WS_STOPPING),		1, 1 },
 	{ IPC_STOPPED,     WS(IPC_WS_STOPPING),					1, 1 },
+	{ IPC_EK_PUBS,     WS(IPC_WS_STARTING),				4, 4 + 2 * IPC_EK_PUB_MAX },
+	{ IPC_STATS,       WS(IPC_WS_ACTIVE) | WS(IPC_WS_STOPPING),		4, 4 },
 };
 
 int

@@ -28,11 +28,19 @@
  *                                VOLATILE only in STOPPING
  *   0x04  IPC_STORE_ACK     P>W  answers IPC_STORE                              i32 result (0 = durable)
  *   0x05  IPC_SESSION       P>W  IDLE; carries the guest fd (SCM_RIGHTS)        u32 flags | u8 how | u8 nlen | name |
- *                                                                               tx key[32] | u64 tx n | rx key[32] | u64 rx n
+ *                                                                               tx key[32] | u64 tx n | rx key[32] | u64 rx n |
+ *                                                                               u16 elen | H-CRTM launch event
  *   0x06  IPC_SESSION_END   W>P  ACTIVE, STOPPING                               u8 reason
  *   0x07  IPC_KICK          P>W  ACTIVE (end the session, keep the TPM)         -
  *   0x08  IPC_STOP          P>W  IDLE, ACTIVE (save volatile state and exit)    -
  *   0x09  IPC_STOPPED       W>P  STOPPING (once; the worker then exits)         u8 saved
+ *   0x0a  IPC_EK_PUBS       W>P  STARTING, at manufacture (once)                u16 len | RSA EK TPMT_PUBLIC |
+ *                                                                               u16 len | ECC EK TPMT_PUBLIC
+ *   0x0b  IPC_EK_CERTS      P>W  answers IPC_EK_PUBS                            u16 len | RSA EK cert (DER) |
+ *                                                                               u16 len | ECC EK cert (DER); 0 = none
+ *   0x0c  IPC_STATS         W>P  ACTIVE, STOPPING; after a command at most      u32 TPM commands since the last report
+ *                                once a second, and before IPC_SESSION_END      (metrics; the count is not trusted for
+ *                                                                               anything else)
  *
  * Anything else -- unknown type, wrong state, wrong length, a second
  * outstanding store -- gets the worker killed and logged; only its guest
@@ -56,7 +64,15 @@ enum ipc_type {
 	IPC_KICK	= 0x07,
 	IPC_STOP	= 0x08,
 	IPC_STOPPED	= 0x09,
+	IPC_EK_PUBS	= 0x0a,
+	IPC_EK_CERTS	= 0x0b,
+	IPC_STATS	= 0x0c,
 };
+
+/* The H-CRTM launch event vtpmd hashes into PCR 0 (docs/ENDORSEMENT.md). */
+#define HCRTM_EVENT_MAX		256
+#define IPC_EK_PUB_MAX		1024
+#define IPC_EK_CERT_MAX		2048
 
 /* IPC_INIT flags */
 #define IPC_INIT_F_MANUFACTURE	0x1	/* no permanent state yet: manufacture */

@@ -1,7 +1,7 @@
 # vtpmd/: the daemon (parent role + worker role in one binary) and vtpmctl.
 # Trust boundary, enforced by `make check-layering`: worker objects reference
 # no storage, key or attestation symbols; parent objects no libtpms symbol.
-VTPMD_PARENT_SRCS := vtpmd/vtpmd.c vtpmd/session.c vtpmd/instance.c vtpmd/admin.c vtpmd/config.c
+VTPMD_PARENT_SRCS := vtpmd/vtpmd.c vtpmd/session.c vtpmd/instance.c vtpmd/admin.c vtpmd/config.c vtpmd/endorse.c
 VTPMD_WORKER_SRCS := vtpmd/worker.c
 VTPMD_COMMON_SRCS := vtpmd/ipc.c vtpmd/sandbox.c
 VTPMD_PARENT_OBJS := $(VTPMD_PARENT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -13,7 +13,8 @@ PROGRAMS += $(BUILD)/vtpmd $(BUILD)/vtpmctl
 $(BUILD)/vtpmd: $(VTPMD_PARENT_OBJS) $(VTPMD_WORKER_OBJS) $(VTPMD_COMMON_OBJS) \
 		$(LIB_STORAGE) $(LIB_ATTEST) $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_TPMS) $(LIB_LMDB) $(LIB_JSON) $(LIB_SECCOMP) $(LIB_SODIUM)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_TPMS) $(LIB_LMDB) $(LIB_JSON) $(LIB_SECCOMP) \
+		$(LIB_CRYPTO) $(LIB_SODIUM)
 
 $(BUILD)/vtpmctl: $(BUILD)/obj/vtpmd/vtpmctl.o $(LIB_ATTEST) $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)

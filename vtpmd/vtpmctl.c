@@ -26,7 +26,10 @@ usage(FILE *f)
 "  show NAME                    one instance\n"
 "  delete NAME                  destroy an instance (crypto-shred its data key)\n"
 "  enroll NAME --measurement HEX --host-data HEX\n"
-"  status                       daemon status\n");
+"  status                       daemon status\n"
+"  ca show                      the vtpmd EK CA certificate (PEM)\n"
+"  ca evidence                  vtpmd's evidence binding the CA key (base64 envelope;\n"
+"                               --json adds report_data and the certificate)\n");
 }
 
 static json_object *
@@ -121,6 +124,15 @@ main(int argc, char **argv)
 		default:	usage(stderr); return 2;
 		}
 	}
+	if (strcmp(cmd, "ca") == 0) {
+		/* vtpmctl ca show | ca evidence */
+		if (optind >= argc || (strcmp(argv[optind], "show") != 0 &&
+		    strcmp(argv[optind], "evidence") != 0)) {
+			fprintf(stderr, "vtpmctl: ca needs show or evidence\n");
+			return 2;
+		}
+		cmd = strcmp(argv[optind++], "show") == 0 ? "ca-show" : "ca-evidence";
+	}
 	req = json_object_new_object();
 	json_object_object_add(req, "op", json_object_new_string(cmd));
 	if (strcmp(cmd, "show") == 0 || strcmp(cmd, "delete") == 0 || strcmp(cmd, "enroll") == 0) {
@@ -138,7 +150,8 @@ main(int argc, char **argv)
 		json_object_object_add(req, "measurement", json_object_new_string(meas));
 		json_object_object_add(req, "host_data", json_object_new_string(host));
 	} else if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0 &&
-	    strcmp(cmd, "delete") != 0 && strcmp(cmd, "status") != 0) {
+	    strcmp(cmd, "delete") != 0 && strcmp(cmd, "status") != 0 &&
+	    strcmp(cmd, "ca-show") != 0 && strcmp(cmd, "ca-evidence") != 0) {
 		fprintf(stderr, "vtpmctl: unknown command %s\n", cmd);
 		usage(stderr);
 		return 2;
@@ -174,6 +187,12 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "show") == 0 || strcmp(cmd, "enroll") == 0) {
 		json_object_object_get_ex(rep, "instance", &v);
 		printf("%s\n", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PRETTY));
+	} else if (strcmp(cmd, "ca-show") == 0) {
+		json_object_object_get_ex(rep, "certificate", &v);
+		fputs(json_object_get_string(v), stdout);
+	} else if (strcmp(cmd, "ca-evidence") == 0) {
+		json_object_object_get_ex(rep, "evidence", &v);
+		printf("%s\n", json_object_get_string(v));
 	} else if (strcmp(cmd, "status") == 0) {
 		json_object_object_get_ex(rep, "status", &v);
 		printf("%s\n", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PRETTY));

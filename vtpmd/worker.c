@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -50,11 +51,16 @@ static struct worker {
 	uint8_t		*ipcbuf;
 	uint8_t		*rsp;		/* libtpms response buffer */
 	uint32_t	 rsp_size;
+	int		 fresh;		/* powered on from permanent state only */
+	int		 auto_startup;	/* this session wants Startup after power-on */
+	uint8_t		 event[HCRTM_EVENT_MAX];	/* H-CRTM launch event */
+	size_t		 event_len;
 } W = { .ipc = WORKER_IPC_FD };
 
 static uint8_t msgbuf[CHAN_MAX_BODY];
 
 static void worker_stop(void) __attribute__((noreturn));
+static void tpm_after_power_on(void);
 
 /* ---------- IPC with the parent ---------- */
 
@@ -234,6 +240,7 @@ tpm_power_on(void)
 {
 	TPM_RESULT rc;
 
+	W.fresh = W.vol == NULL;
 	if ((rc = TPMLIB_MainInit()) != TPM_SUCCESS) {
 		log_warnx("TPMLIB_MainInit failed: 0x%x", rc);
 		return VTPM_E_STORE;
@@ -285,6 +292,8 @@ tpm_run(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
 		W.running = 0;
 		if (tpm_power_on() != 0)
 			log_warnx("TPM did not restart; it answers errors until INIT");
+		else
+			tpm_after_power_on();
 	}
 	rc = be32_dec(W.rsp + 6);
 	if (len >= TPM2_HDR_LEN && rc == TPM2_RC_SUCCESS) {
@@ -353,6 +362,34 @@ tpm_power_off(void)
 }
 
 /*
+ * What follows a fresh power-on before the guest runs: the H-CRTM sequence
+ * over the guest's verified launch event (locality 4 _TPM_Hash_Start /
+ * _Data / _End, so PCR 0 starts from it; docs/ENDORSEMENT.md), then
+ * TPM2_Startup(CLEAR) if this session asked for it. A resumed TPM (loaded
+ * with its volatile state) is already running and gets neither.
+ */
+static void
+tpm_after_power_on(void)
+{
+	uint32_t rc;
+
+	if (!W.running || !W.fresh)
+		return;
+	if (W.event_len > 0) {
+		if (TPM_IO_Hash_Start() != TPM_SUCCESS ||
+		    TPM_IO_Hash_Data(W.event, (uint32_t)W.event_len) != TPM_SUCCESS ||
+		    TPM_IO_Hash_End() != TPM_SUCCESS)
+			log_warnx("H-CRTM sequence failed: PCR 0 does not carry the launch");
+	}
+	W.fresh = 0;
+	if (W.auto_startup) {
+		rc = tpm_startup_clear();
+		if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE)
+			log_warnx("TPM2_Startup(CLEAR): rc 0x%x", rc);
+	}
+}
+
+/*
  * Allocates the configured PCR banks on a new TPM: Startup, PCR_Allocate
  * with platform authorisation (empty on a new TPM), then a power cycle so
  * the allocation takes effect.
@@ -402,6 +439,281 @@ tpm_allocate_banks(uint32_t banks)
 	TPMLIB_Terminate();
 	W.running = 0;
 	return tpm_power_on();
+}
+
+static int tpm_provision_ek(void);
+
+/* Manufacture: PCR banks, then the EKs and their certificates; ends powered on, not started. */
+static int
+tpm_manufacture(uint32_t banks)
+{
+	uint32_t rc;
+	int r;
+
+	if ((r = tpm_allocate_banks(banks)) != 0)
+		return r;
+	if ((rc = tpm_startup_clear()) != TPM2_RC_SUCCESS) {
+		log_warnx("Startup for EK provisioning: rc 0x%x", rc);
+		return VTPM_E_STORE;
+	}
+	if ((r = tpm_provision_ek()) != 0)
+		return r;
+	(void)tpm_shutdown(TPM2_SU_CLEAR);
+	TPMLIB_Terminate();
+	W.running = 0;
+	return tpm_power_on();
+}
+
+
+/* ---------- endorsement: EKs and their certificates at manufacture ---------- */
+
+/* TPM_RH_*, TPM_RS_PW and the TCG EK Credential Profile's templates. */
+#define TPM_RH_ENDORSEMENT	0x4000000B
+#define TPM_RH_PLATFORM_H	0x4000000C
+#define TPM_RS_PW_H		0x40000009
+#define TPM2_CC_CREATE_PRIMARY	0x131
+#define TPM2_CC_FLUSH_CONTEXT	0x165
+#define TPM2_CC_NV_DEFINE	0x12A
+#define TPM2_CC_NV_WRITE	0x137
+#define TPM2_CC_NV_WRITELOCK	0x138
+#define EK_CERT_NV_RSA		0x01c00002
+#define EK_CERT_NV_ECC		0x01c0000a
+/* PPWRITE | WRITEDEFINE | PPREAD | OWNERREAD | AUTHREAD | NO_DA | PLATFORMCREATE */
+#define EK_CERT_NV_ATTRS	0x42072001
+#define NV_CHUNK		1024
+
+/* PolicySecret(TPM_RH_ENDORSEMENT): the default EK authPolicy. */
+static const uint8_t ek_policy[32] = {
+	0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d,
+	0x46, 0xa5, 0xd7, 0x24, 0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64,
+	0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa,
+};
+
+/* Command header and the empty password session most commands here use. */
+static void
+cmd_begin(struct wbuf *w, uint32_t cc, uint32_t handle)
+{
+	wbuf_put_u16(w, TPM2_ST_SESSIONS);
+	wbuf_put_u32(w, 0);		/* size, patched by cmd_finish */
+	wbuf_put_u32(w, cc);
+	wbuf_put_u32(w, handle);
+}
+
+static void
+cmd_pw_session(struct wbuf *w)
+{
+	wbuf_put_u32(w, 9);
+	wbuf_put_u32(w, TPM_RS_PW_H);
+	wbuf_put_u16(w, 0);
+	wbuf_put_u8(w, 0);
+	wbuf_put_u16(w, 0);
+}
+
+static uint32_t
+cmd_finish_run(uint8_t *buf, struct wbuf *w, uint32_t *rlen)
+{
+	size_t n;
+
+	if (wbuf_end(w, &n) != 0)
+		fatalx("internal command overflow");
+	be32_enc(buf + 2, (uint32_t)n);
+	W.locality = 0;
+	return tpm_run(buf, (uint32_t)n, rlen);
+}
+
+/* The default EK template, RSA-2048 (L-1) or ECC NIST P-256 (L-2). */
+static void
+put_ek_template(struct wbuf *w, int ecc)
+{
+	uint8_t *size_at = wbuf_reserve(w, 2);
+	size_t start = w->w_len, i;
+
+	wbuf_put_u16(w, ecc ? 0x0023 : 0x0001);	/* type */
+	wbuf_put_u16(w, 0x000B);			/* nameAlg sha256 */
+	wbuf_put_u32(w, 0x000300B2);	/* fixedTPM fixedParent sensitiveDataOrigin
+					   adminWithPolicy restricted decrypt */
+	wbuf_put_u16(w, sizeof(ek_policy));
+	wbuf_put_bytes(w, ek_policy, sizeof(ek_policy));
+	wbuf_put_u16(w, 0x0006);			/* AES */
+	wbuf_put_u16(w, 128);
+	wbuf_put_u16(w, 0x0043);			/* CFB */
+	wbuf_put_u16(w, 0x0010);			/* scheme NULL */
+	if (ecc) {
+		wbuf_put_u16(w, 0x0003);		/* NIST P-256 */
+		wbuf_put_u16(w, 0x0010);		/* kdf NULL */
+		wbuf_put_u16(w, 32);
+		for (i = 0; i < 32; i++)
+			wbuf_put_u8(w, 0);
+		wbuf_put_u16(w, 32);
+		for (i = 0; i < 32; i++)
+			wbuf_put_u8(w, 0);
+	} else {
+		wbuf_put_u16(w, 2048);
+		wbuf_put_u32(w, 0);			/* default exponent */
+		wbuf_put_u16(w, 256);
+		for (i = 0; i < 256; i++)
+			wbuf_put_u8(w, 0);
+	}
+	if (size_at != NULL)
+		be16_enc(size_at, (uint16_t)(w->w_len - start));
+}
+
+/* Creates the EK, copies its TPMT_PUBLIC out and flushes it. */
+static int
+tpm_create_ek(int ecc, uint8_t *pub, size_t cap, size_t *publen)
+{
+	uint8_t cmd[512];
+	struct wbuf w;
+	struct cursor cur;
+	uint32_t rc, rlen, handle, psize;
+	uint16_t tag, plen;
+	const uint8_t *p;
+
+	wbuf_init(&w, cmd, sizeof(cmd));
+	cmd_begin(&w, TPM2_CC_CREATE_PRIMARY, TPM_RH_ENDORSEMENT);
+	cmd_pw_session(&w);
+	wbuf_put_u16(&w, 4);		/* inSensitive: empty userAuth and data */
+	wbuf_put_u16(&w, 0);
+	wbuf_put_u16(&w, 0);
+	put_ek_template(&w, ecc);
+	wbuf_put_u16(&w, 0);		/* outsideInfo */
+	wbuf_put_u32(&w, 0);		/* creationPCR */
+	if ((rc = cmd_finish_run(cmd, &w, &rlen)) != TPM2_RC_SUCCESS) {
+		log_warnx("CreatePrimary(%s EK): rc 0x%x", ecc ? "ECC" : "RSA", rc);
+		return VTPM_E_STORE;
+	}
+	cur_init(&cur, W.rsp, rlen);
+	if (cur_get_u16(&cur, &tag) != 0 || cur_skip(&cur, 8) != 0 ||
+	    cur_get_u32(&cur, &handle) != 0 || cur_get_u32(&cur, &psize) != 0 ||
+	    cur_get_u16(&cur, &plen) != 0 || plen > cap || cur_get_ref(&cur, &p, plen) != 0)
+		return VTPM_E_FORMAT;
+	memcpy(pub, p, plen);
+	*publen = plen;
+	wbuf_init(&w, cmd, sizeof(cmd));
+	wbuf_put_u16(&w, TPM2_ST_NO_SESSIONS);
+	wbuf_put_u32(&w, 0);
+	wbuf_put_u32(&w, TPM2_CC_FLUSH_CONTEXT);
+	wbuf_put_u32(&w, handle);
+	(void)cmd_finish_run(cmd, &w, &rlen);
+	return 0;
+}
+
+/* Defines an EK-certificate NV index with platform authorisation, writes the certificate and locks it. */
+static int
+tpm_nv_put_cert(uint32_t index, const uint8_t *der, size_t len)
+{
+	uint8_t cmd[NV_CHUNK + 128];
+	struct wbuf w;
+	uint32_t rc, rlen;
+	size_t off, n;
+
+	wbuf_init(&w, cmd, sizeof(cmd));
+	cmd_begin(&w, TPM2_CC_NV_DEFINE, TPM_RH_PLATFORM_H);
+	cmd_pw_session(&w);
+	wbuf_put_u16(&w, 0);			/* auth */
+	wbuf_put_u16(&w, 4 + 2 + 4 + 2 + 2);	/* TPM2B_NV_PUBLIC */
+	wbuf_put_u32(&w, index);
+	wbuf_put_u16(&w, 0x000B);
+	wbuf_put_u32(&w, EK_CERT_NV_ATTRS);
+	wbuf_put_u16(&w, 0);			/* authPolicy */
+	wbuf_put_u16(&w, (uint16_t)len);
+	if ((rc = cmd_finish_run(cmd, &w, &rlen)) != TPM2_RC_SUCCESS) {
+		log_warnx("NV_DefineSpace(0x%08x): rc 0x%x", index, rc);
+		return VTPM_E_STORE;
+	}
+	for (off = 0; off < len; off += n) {
+		n = len - off > NV_CHUNK ? NV_CHUNK : len - off;
+		wbuf_init(&w, cmd, sizeof(cmd));
+		cmd_begin(&w, TPM2_CC_NV_WRITE, TPM_RH_PLATFORM_H);
+		wbuf_put_u32(&w, index);
+		cmd_pw_session(&w);
+		wbuf_put_u16(&w, (uint16_t)n);
+		wbuf_put_bytes(&w, der + off, n);
+		wbuf_put_u16(&w, (uint16_t)off);
+		if ((rc = cmd_finish_run(cmd, &w, &rlen)) != TPM2_RC_SUCCESS) {
+			log_warnx("NV_Write(0x%08x): rc 0x%x", index, rc);
+			return VTPM_E_STORE;
+		}
+	}
+	wbuf_init(&w, cmd, sizeof(cmd));
+	cmd_begin(&w, TPM2_CC_NV_WRITELOCK, TPM_RH_PLATFORM_H);
+	wbuf_put_u32(&w, index);
+	cmd_pw_session(&w);
+	if ((rc = cmd_finish_run(cmd, &w, &rlen)) != TPM2_RC_SUCCESS) {
+		log_warnx("NV_WriteLock(0x%08x): rc 0x%x", index, rc);
+		return VTPM_E_STORE;
+	}
+	return 0;
+}
+
+/* Waits for one message of the given type from the parent (KICK/STOP are remembered). */
+static void
+ipc_expect(uint8_t want, const uint8_t **body, size_t *len)
+{
+	uint8_t type;
+	int fd;
+
+	for (;;) {
+		ipc_wait(&type, body, len, &fd);
+		if (fd >= 0)
+			fatalx("unexpected fd from parent");
+		if (type == IPC_KICK && *len == 0)
+			W.pending_kick = 1;
+		else if (type == IPC_STOP && *len == 0)
+			W.pending_stop = 1;
+		else if (type == want)
+			return;
+		else
+			fatalx("unexpected message 0x%02x while waiting for 0x%02x", type, want);
+	}
+}
+
+/*
+ * At manufacture: creates the RSA and ECC EKs from the default templates,
+ * has the parent certify them (it holds the CA key), and stores the
+ * certificates in the standard NV indices. The TPM must be running and
+ * started; it is shut down and power-cycled by the caller.
+ */
+static int
+tpm_provision_ek(void)
+{
+	uint8_t pubs[4 + 2 * IPC_EK_PUB_MAX], *rsa = pubs + 2, *ecc;
+	size_t rlen, elen, blen;
+	const uint8_t *body, *rcert, *ecert;
+	struct cursor cur;
+	uint16_t rl, el;
+	int rc;
+
+	if ((rc = tpm_create_ek(0, rsa, IPC_EK_PUB_MAX, &rlen)) != 0)
+		return rc;
+	be16_enc(pubs, (uint16_t)rlen);
+	ecc = pubs + 2 + rlen + 2;
+	if ((rc = tpm_create_ek(1, ecc, IPC_EK_PUB_MAX, &elen)) != 0)
+		return rc;
+	be16_enc(pubs + 2 + rlen, (uint16_t)elen);
+	if (ipc_send(W.ipc, IPC_EK_PUBS, pubs, 4 + rlen + elen, -1) != 0)
+		_exit(2);
+	ipc_expect(IPC_EK_CERTS, &body, &blen);
+	cur_init(&cur, body, blen);
+	if (cur_get_u16(&cur, &rl) != 0 || rl > IPC_EK_CERT_MAX ||
+	    cur_get_ref(&cur, &rcert, rl) != 0 || cur_get_u16(&cur, &el) != 0 ||
+	    el > IPC_EK_CERT_MAX || cur_get_ref(&cur, &ecert, el) != 0 || cur_end(&cur) != 0)
+		fatalx("malformed IPC_EK_CERTS");
+	if (rl == 0 || el == 0) {
+		log_warnx("no EK certificates from vtpmd: the EK NV indices stay empty");
+		return 0;
+	}
+	/* The parent's buffer is reused by the stores below: copy first. */
+	{
+		uint8_t rc_der[IPC_EK_CERT_MAX], ec_der[IPC_EK_CERT_MAX];
+
+		memcpy(rc_der, rcert, rl);
+		memcpy(ec_der, ecert, el);
+		if ((rc = tpm_nv_put_cert(EK_CERT_NV_RSA, rc_der, rl)) != 0 ||
+		    (rc = tpm_nv_put_cert(EK_CERT_NV_ECC, ec_der, el)) != 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* ---------- the guest session ---------- */
@@ -457,6 +769,8 @@ handle_ctrl(const uint8_t *body, size_t len)
 		tpm_power_off();
 		if (tpm_power_on() != 0)
 			return send_ctrl_rsp(PTM_FAIL, NULL, 0);
+		W.auto_startup = 0;	/* INIT: the caller's firmware sends Startup */
+		tpm_after_power_on();
 		return send_ctrl_rsp(PTM_OK, NULL, 0);
 	case CTRL_STOP:
 		if (cur_end(&cur) != 0)
@@ -630,8 +944,8 @@ handle_session(const uint8_t *body, size_t len, int fd)
 	struct cursor cur;
 	uint32_t flags;
 	uint8_t how, nlen, out[2 + 64];
-	const uint8_t *name;
-	uint32_t rc;
+	const uint8_t *name, *event;
+	uint16_t elen;
 
 	memset(&tx, 0, sizeof(tx));
 	memset(&rx, 0, sizeof(rx));
@@ -641,8 +955,13 @@ handle_session(const uint8_t *body, size_t len, int fd)
 	    cur_get_ref(&cur, &name, nlen) != 0 ||
 	    cur_get_bytes(&cur, tx.k, 32) != 0 || cur_get_u64(&cur, &tx.n) != 0 ||
 	    cur_get_bytes(&cur, rx.k, 32) != 0 || cur_get_u64(&cur, &rx.n) != 0 ||
+	    cur_get_u16(&cur, &elen) != 0 || elen > HCRTM_EVENT_MAX ||
+	    cur_get_ref(&cur, &event, elen) != 0 ||
 	    cur_end(&cur) != 0 || fd < 0)
 		fatalx("malformed IPC_SESSION");
+	memcpy(W.event, event, elen);
+	W.event_len = elen;
+	W.auto_startup = (flags & IPC_SESS_F_AUTO_STARTUP) != 0;
 	tx.has_key = rx.has_key = 1;
 	if ((W.ch = chan_new(fd, 0)) == NULL)
 		fatalx("out of memory");
@@ -659,11 +978,8 @@ handle_session(const uint8_t *body, size_t len, int fd)
 			return;
 		}
 	}
-	if ((flags & IPC_SESS_F_AUTO_STARTUP) && how != ATTACHED_RESUMED) {
-		rc = tpm_startup_clear();
-		if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE)
-			log_warnx("TPM2_Startup(CLEAR): rc 0x%x", rc);
-	}
+	if (how != ATTACHED_RESUMED)
+		tpm_after_power_on();
 	out[0] = how;
 	out[1] = nlen;
 	memcpy(out + 2, name, nlen);
@@ -710,7 +1026,7 @@ handle_init(const uint8_t *body, size_t len)
 	how = vlen > 0 ? ATTACHED_RESUMED : plen > 0 ? ATTACHED_POWERED_ON : ATTACHED_NEW;
 	rc = tpm_power_on();
 	if (rc == 0 && (flags & IPC_INIT_F_MANUFACTURE))
-		rc = tpm_allocate_banks(W.pcr_banks);
+		rc = tpm_manufacture(W.pcr_banks);
 	reply[0] = how;
 	be32_enc(reply + 1, rc == 0 ? 0 : TPM2_RC_FAILURE);
 	if (ipc_send(W.ipc, IPC_READY, reply, sizeof(reply), -1) != 0)

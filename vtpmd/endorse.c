@@ -1,0 +1,433 @@
+/*
+ * endorse.c: the vtpmd EK CA and EK certificates (TCG EK Credential
+ * Profile), built with OpenSSL in the parent. Trusts nothing in the EK
+ * public areas a worker sends: they are parsed with the cursor and must be
+ * exactly the default EK templates' shape.
+ */
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/objects.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sodium.h>
+
+#include "cursor.h"
+#include "endorse.h"
+#include "ipc.h"
+#include "log.h"
+#include "parent.h"
+
+static EVP_PKEY *ca_key;
+static X509 *ca_cert;
+
+void
+hcrtm_event(const struct attest_claims *c, uint8_t out[HCRTM_EVENT_LEN])
+{
+	uint8_t *p = out;
+
+	memcpy(p, "vtpmd-launch-v1", 15);
+	p += 15;
+	*p++ = c->tee;
+	memcpy(p, c->measurement, ATTEST_MEASUREMENT_LEN);
+	p += ATTEST_MEASUREMENT_LEN;
+	memcpy(p, c->host_data, ATTEST_HOST_DATA_LEN);
+	p += ATTEST_HOST_DATA_LEN;
+	memcpy(p, c->launch_id, ATTEST_LAUNCH_ID_LEN);
+}
+
+void
+ekca_reset(void)
+{
+	EVP_PKEY_free(ca_key);
+	X509_free(ca_cert);
+	ca_key = NULL;
+	ca_cert = NULL;
+}
+
+/* The CA's P-256 private scalar: HMAC-SHA256(root key, label || counter) in [1, n). */
+static EVP_PKEY *
+ca_derive_key(void)
+{
+	static const char label[] = "vtpmd-ek-ca-v1";
+	uint8_t msg[sizeof(label)], d[32], pub[65];
+	EC_GROUP *grp = NULL;
+	EC_POINT *pt = NULL;
+	BIGNUM *bn = NULL, *order = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *key = NULL;
+	uint8_t ctr;
+
+	if (V->kek == NULL)
+		return NULL;
+	grp = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	order = BN_new();
+	if (grp == NULL || order == NULL || !EC_GROUP_get_order(grp, order, NULL))
+		goto out;
+	memcpy(msg, label, sizeof(label) - 1);
+	for (ctr = 0; ; ctr++) {
+		msg[sizeof(label) - 1] = ctr;
+		crypto_auth_hmacsha256(d, msg, sizeof(msg), V->kek->key);
+		BN_clear_free(bn);
+		if ((bn = BN_bin2bn(d, sizeof(d), NULL)) == NULL)
+			goto out;
+		if (!BN_is_zero(bn) && BN_cmp(bn, order) < 0)
+			break;
+		if (ctr == 255)
+			goto out;
+	}
+	if ((pt = EC_POINT_new(grp)) == NULL ||
+	    !EC_POINT_mul(grp, pt, bn, NULL, NULL, NULL) ||
+	    EC_POINT_point2oct(grp, pt, POINT_CONVERSION_UNCOMPRESSED, pub, sizeof(pub),
+	    NULL) != sizeof(pub))
+		goto out;
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, bn) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub)) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_KEYPAIR, params) <= 0)
+		key = NULL;
+out:
+	sodium_memzero(d, sizeof(d));
+	OSSL_PARAM_free(params);	/* holds a copy of the scalar */
+	OSSL_PARAM_BLD_free(bld);
+	EVP_PKEY_CTX_free(ctx);
+	EC_POINT_free(pt);
+	EC_GROUP_free(grp);
+	BN_clear_free(bn);
+	BN_free(order);
+	return key;
+}
+
+static int
+add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+	int ok;
+
+	if (ext == NULL)
+		return 0;
+	ok = X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+/* A positive serial number from 16 bytes (random, or a digest). */
+static int
+set_serial(X509 *x, const uint8_t bytes[16])
+{
+	uint8_t b[16];
+	BIGNUM *bn;
+	int ok;
+
+	memcpy(b, bytes, sizeof(b));
+	b[0] &= 0x7f;
+	b[0] |= 0x01;	/* never zero, never negative */
+	if ((bn = BN_bin2bn(b, sizeof(b), NULL)) == NULL)
+		return 0;
+	ok = BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+	BN_free(bn);
+	return ok;
+}
+
+static int
+ca_make(void)
+{
+	uint8_t spki_hash[32], *der = NULL;
+	X509_NAME *name = NULL;
+	X509V3_CTX ctx;
+	X509 *x = NULL;
+	int len;
+
+	if (ca_key != NULL)
+		return 0;
+	if ((ca_key = ca_derive_key()) == NULL) {
+		log_warnx("EK CA: no key (root key not available)");
+		return VTPM_E_AGAIN;
+	}
+	if ((len = i2d_PUBKEY(ca_key, &der)) <= 0)
+		goto fail;
+	crypto_hash_sha256(spki_hash, der, (unsigned long long)len);
+	OPENSSL_free(der);
+	if ((x = X509_new()) == NULL || !X509_set_version(x, 2) ||
+	    !set_serial(x, spki_hash) || (name = X509_NAME_new()) == NULL ||
+	    !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+	    (const unsigned char *)"vtpmd", -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)"vtpmd EK CA", -1, -1, 0) ||
+	    !X509_set_subject_name(x, name) || !X509_set_issuer_name(x, name) ||
+	    !ASN1_TIME_set_string_X509(X509_getm_notBefore(x), "20250101000000Z") ||
+	    !ASN1_TIME_set_string_X509(X509_getm_notAfter(x), "99991231235959Z") ||
+	    !X509_set_pubkey(x, ca_key))
+		goto fail;
+	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
+	    !add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") ||
+	    !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
+	    X509_sign(x, ca_key, EVP_sha256()) <= 0)
+		goto fail;
+	X509_NAME_free(name);
+	ca_cert = x;
+	return 0;
+fail:
+	log_warnx("EK CA: could not build the CA certificate");
+	X509_NAME_free(name);
+	X509_free(x);
+	ekca_reset();
+	return VTPM_E_CRYPTO;
+}
+
+char *
+ekca_pem(void)
+{
+	BIO *b;
+	BUF_MEM *m;
+	char *out = NULL;
+
+	if (ca_make() != 0 || (b = BIO_new(BIO_s_mem())) == NULL)
+		return NULL;
+	if (PEM_write_bio_X509(b, ca_cert) && BIO_get_mem_ptr(b, &m) > 0 &&
+	    (out = malloc(m->length + 1)) != NULL) {
+		memcpy(out, m->data, m->length);
+		out[m->length] = '\0';
+	}
+	BIO_free(b);
+	return out;
+}
+
+int
+ekca_report_data(uint8_t rd[ATTEST_REPORT_DATA_LEN])
+{
+	crypto_hash_sha512_state st;
+	uint8_t *der = NULL;
+	int len, rc;
+
+	if ((rc = ca_make()) != 0)
+		return rc;
+	if ((len = i2d_PUBKEY(ca_key, &der)) <= 0)
+		return VTPM_E_CRYPTO;
+	crypto_hash_sha512_init(&st);
+	crypto_hash_sha512_update(&st, (const uint8_t *)"vtpmd-ek-ca-v1", 14);
+	crypto_hash_sha512_update(&st, der, (unsigned long long)len);
+	crypto_hash_sha512_final(&st, rd);
+	OPENSSL_free(der);
+	return 0;
+}
+
+/* ---------- EK public areas (TPMT_PUBLIC) ---------- */
+
+static int
+skip_sym_and_scheme(struct cursor *c)
+{
+	uint16_t alg, v;
+
+	if (cur_get_u16(c, &alg) != 0)
+		return -1;
+	if (alg != 0x0010 && (cur_get_u16(c, &v) != 0 || cur_get_u16(c, &v) != 0))
+		return -1;
+	if (cur_get_u16(c, &alg) != 0)
+		return -1;
+	if (alg != 0x0010 && cur_get_u16(c, &v) != 0)
+		return -1;
+	return 0;
+}
+
+/* Turns an EK's TPMT_PUBLIC into an OpenSSL public key; NULL if malformed. */
+static EVP_PKEY *
+ek_pubkey(const uint8_t *p, size_t len, int want_ecc)
+{
+	struct cursor c;
+	uint16_t type, nalg, plen, bits, curve, kdf, n, xl, yl;
+	uint32_t attrs, exp;
+	const uint8_t *mod, *xp, *yp;
+	uint8_t pt[65];
+	BIGNUM *bn_n = NULL, *bn_e = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *key = NULL;
+
+	cur_init(&c, p, len);
+	if (cur_get_u16(&c, &type) != 0 || cur_get_u16(&c, &nalg) != 0 ||
+	    cur_get_u32(&c, &attrs) != 0 || cur_get_u16(&c, &plen) != 0 ||
+	    cur_skip(&c, plen) != 0 || skip_sym_and_scheme(&c) != 0)
+		return NULL;
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL)
+		return NULL;
+	if (!want_ecc && type == 0x0001) {
+		if (cur_get_u16(&c, &bits) != 0 || cur_get_u32(&c, &exp) != 0 ||
+		    cur_get_u16(&c, &n) != 0 || n != 256 || bits != 2048 ||
+		    cur_get_ref(&c, &mod, n) != 0 || cur_end(&c) != 0)
+			goto out;
+		bn_n = BN_bin2bn(mod, n, NULL);
+		bn_e = BN_new();
+		if (bn_n == NULL || bn_e == NULL || !BN_set_word(bn_e, exp ? exp : 65537) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) ||
+		    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL)
+			goto out;
+	} else if (want_ecc && type == 0x0023) {
+		if (cur_get_u16(&c, &curve) != 0 || cur_get_u16(&c, &kdf) != 0 ||
+		    curve != 0x0003 || (kdf != 0x0010 && cur_skip(&c, 2) != 0) ||
+		    cur_get_u16(&c, &xl) != 0 || xl != 32 || cur_get_ref(&c, &xp, xl) != 0 ||
+		    cur_get_u16(&c, &yl) != 0 || yl != 32 || cur_get_ref(&c, &yp, yl) != 0 ||
+		    cur_end(&c) != 0)
+			goto out;
+		pt[0] = 0x04;
+		memcpy(pt + 1, xp, 32);
+		memcpy(pt + 33, yp, 32);
+		if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+		    "prime256v1", 0) ||
+		    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)) ||
+		    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL)
+			goto out;
+	} else {
+		goto out;
+	}
+	if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		key = NULL;
+out:
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EVP_PKEY_CTX_free(ctx);
+	BN_free(bn_n);
+	BN_free(bn_e);
+	return key;
+}
+
+/* TPMSpecification ::= SEQUENCE { family UTF8String "2.0", level 0, revision 164 } in subjectDirectoryAttributes. */
+static const uint8_t tpm_spec_sda[] = {
+	0x30, 0x19, 0x30, 0x17, 0x06, 0x05, 0x67, 0x81, 0x05, 0x02, 0x10,
+	0x31, 0x0e, 0x30, 0x0c, 0x0c, 0x03, '2', '.', '0', 0x02, 0x01, 0x00,
+	0x02, 0x02, 0x00, 0xa4,
+};
+
+/* An EK certificate: empty subject, the TPM in a critical SAN, EKU tcg-kp-EKCertificate. */
+static int
+ek_cert_der(EVP_PKEY *ek, int ecc, uint8_t *out, size_t cap, size_t *len)
+{
+	GENERAL_NAMES *gns = NULL;
+	GENERAL_NAME *gn = NULL;
+	X509_NAME *dn = NULL, *empty = NULL;
+	X509_EXTENSION *sda = NULL;
+	ASN1_OCTET_STRING *os = NULL;
+	X509V3_CTX ctx;
+	X509 *x = NULL;
+	uint8_t serial[16], *p;
+	int n, rc = VTPM_E_CRYPTO;
+	char version[16];
+
+	randombytes_buf(serial, sizeof(serial));
+	snprintf(version, sizeof(version), "id:%08X", 0x00000100u);
+	if ((x = X509_new()) == NULL || !X509_set_version(x, 2) || !set_serial(x, serial) ||
+	    !X509_set_issuer_name(x, X509_get_subject_name(ca_cert)) ||
+	    (empty = X509_NAME_new()) == NULL || !X509_set_subject_name(x, empty) ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
+	    !ASN1_TIME_set_string_X509(X509_getm_notAfter(x), "99991231235959Z") ||
+	    !X509_set_pubkey(x, ek))
+		goto out;
+	if ((dn = X509_NAME_new()) == NULL ||
+	    !X509_NAME_add_entry_by_OBJ(dn, OBJ_txt2obj("2.23.133.2.1", 1), MBSTRING_UTF8,
+	    (const unsigned char *)"id:49424D00", -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_OBJ(dn, OBJ_txt2obj("2.23.133.2.2", 1), MBSTRING_UTF8,
+	    (const unsigned char *)"vtpmd", -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_OBJ(dn, OBJ_txt2obj("2.23.133.2.3", 1), MBSTRING_UTF8,
+	    (const unsigned char *)version, -1, -1, 0) ||
+	    (gn = GENERAL_NAME_new()) == NULL || (gns = sk_GENERAL_NAME_new_null()) == NULL)
+		goto out;
+	gn->type = GEN_DIRNAME;
+	gn->d.directoryName = dn;
+	dn = NULL;
+	if (!sk_GENERAL_NAME_push(gns, gn))
+		goto out;
+	gn = NULL;
+	X509V3_set_ctx(&ctx, ca_cert, x, NULL, NULL, 0);
+	if (!X509_add1_ext_i2d(x, NID_subject_alt_name, gns, 1, X509V3_ADD_DEFAULT) ||
+	    !add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
+	    !add_ext(x, &ctx, NID_key_usage, ecc ? "critical,keyAgreement" :
+	    "critical,keyEncipherment") ||
+	    !add_ext(x, &ctx, NID_ext_key_usage, "2.23.133.8.1") ||
+	    !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
+		goto out;
+	if ((os = ASN1_OCTET_STRING_new()) == NULL ||
+	    !ASN1_OCTET_STRING_set(os, tpm_spec_sda, sizeof(tpm_spec_sda)) ||
+	    (sda = X509_EXTENSION_create_by_NID(NULL, NID_subject_directory_attributes, 0, os)) == NULL ||
+	    !X509_add_ext(x, sda, -1) || X509_sign(x, ca_key, EVP_sha256()) <= 0)
+		goto out;
+	if ((n = i2d_X509(x, NULL)) <= 0 || (size_t)n > cap) {
+		rc = VTPM_E_TOOBIG;
+		goto out;
+	}
+	p = out;
+	i2d_X509(x, &p);
+	*len = (size_t)n;
+	rc = 0;
+out:
+	X509_EXTENSION_free(sda);
+	ASN1_OCTET_STRING_free(os);
+	GENERAL_NAME_free(gn);
+	GENERAL_NAMES_free(gns);
+	X509_NAME_free(dn);
+	X509_NAME_free(empty);
+	X509_free(x);
+	return rc;
+}
+
+int
+ekcert_issue(const char *instance, const uint8_t *body, size_t len, uint8_t *out,
+    size_t cap, size_t *outlen)
+{
+	const uint8_t *rsa, *ecc;
+	struct cursor c;
+	uint16_t rl, el;
+	EVP_PKEY *rk = NULL, *ek = NULL;
+	struct wbuf w;
+	uint8_t *rlen_at, *elen_at, *der;
+	size_t dlen;
+	int rc;
+
+	cur_init(&c, body, len);
+	if (cur_get_u16(&c, &rl) != 0 || rl > IPC_EK_PUB_MAX || cur_get_ref(&c, &rsa, rl) != 0 ||
+	    cur_get_u16(&c, &el) != 0 || el > IPC_EK_PUB_MAX || cur_get_ref(&c, &ecc, el) != 0 ||
+	    cur_end(&c) != 0)
+		return VTPM_E_FORMAT;
+	if ((rk = ek_pubkey(rsa, rl, 0)) == NULL || (ek = ek_pubkey(ecc, el, 1)) == NULL) {
+		EVP_PKEY_free(rk);
+		return VTPM_E_FORMAT;
+	}
+	if ((rc = ca_make()) != 0)
+		goto out;
+	wbuf_init(&w, out, cap);
+	rlen_at = wbuf_reserve(&w, 2);
+	if ((der = wbuf_reserve(&w, 0)) == NULL ||
+	    (rc = ek_cert_der(rk, 0, der, cap - w.w_len, &dlen)) != 0 ||
+	    wbuf_reserve(&w, dlen) == NULL)
+		goto out;
+	be16_enc(rlen_at, (uint16_t)dlen);
+	elen_at = wbuf_reserve(&w, 2);
+	if ((der = wbuf_reserve(&w, 0)) == NULL ||
+	    (rc = ek_cert_der(ek, 1, der, cap - w.w_len, &dlen)) != 0 ||
+	    wbuf_reserve(&w, dlen) == NULL)
+		goto out;
+	be16_enc(elen_at, (uint16_t)dlen);
+	if ((rc = wbuf_end(&w, outlen)) == 0)
+		log_info("instance %s: EK certificates issued (RSA-2048, ECC P-256)", instance);
+out:
+	EVP_PKEY_free(rk);
+	EVP_PKEY_free(ek);
+	return rc;
+}
