@@ -32,4 +32,4 @@ $(BUILD)/tests/test_tcti: $(BUILD)/obj/tests/unit/guest-driver/test_tcti.o | $(T
 PROGRAMS += $(BUILD)/vtpm-guest
 $(BUILD)/vtpm-guest: $(BUILD)/obj/guest-driver/vtpm_guest.o $(BUILD)/obj/guest-driver/local_proto.o $(LIB_ATTEST) $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_SODIUM)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_ATTEST_DEPS) $(LIB_SODIUM)

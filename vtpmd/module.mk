@@ -16,9 +16,10 @@ $(BUILD)/vtpmd: $(VTPMD_PARENT_OBJS) $(VTPMD_WORKER_OBJS) $(VTPMD_COMMON_OBJS) \
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_TPMS) $(LIB_LMDB) $(LIB_JSON) $(LIB_SECCOMP) \
 		$(LIB_CRYPTO) $(LIB_SODIUM)
 
-$(BUILD)/vtpmctl: $(BUILD)/obj/vtpmd/vtpmctl.o $(LIB_ATTEST) $(LIB_TRANSPORT)
+$(BUILD)/vtpmctl: $(BUILD)/obj/vtpmd/vtpmctl.o $(BUILD)/obj/vtpmd/vtpmctl_verify.o \
+		$(LIB_ATTEST) $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_JSON) $(LIB_SODIUM)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_ATTEST_DEPS)
 
 .PHONY: check-layering
 check-layering: $(VTPMD_PARENT_OBJS) $(VTPMD_WORKER_OBJS)

@@ -14,6 +14,8 @@
 
 #include <json-c/json.h>
 
+int vtpmctl_verify_evidence(int argc, char **argv);	/* vtpmctl_verify.c */
+
 #define DEFAULT_ADMIN	"/run/vtpmd/admin.sock"
 
 static void
@@ -114,6 +116,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind++];
+	if (strcmp(cmd, "verify-evidence") == 0)	/* offline: no admin socket */
+		return vtpmctl_verify_evidence(argc - optind + 1, argv + optind - 1);
 	/* Options may also follow the command. */
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
