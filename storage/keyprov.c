@@ -1,5 +1,6 @@
 /*
- * keyprov.c: root-key providers (keyprov.h); "file:" is built in.
+ * keyprov.c: root-key providers (keyprov.h): the dispatcher and "file:"
+ * (development only); "kbs:" is in keyprov_kbs.c.
  * Trusts the spec from the configuration; trusts nothing about the key file
  * (type, mode and size are checked on the open descriptor before reading).
  */
@@ -9,29 +10,28 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
-#include "keyprov.h"
+#include "keyprov_impl.h"
 #include "log.h"
 
 #define KEYPROV_FILE_VERSION	1
 
-struct keyprov_ops {
-	const char *scheme;	/* without the colon */
-	int	(*open)(struct keyprov *kp, const char *arg, int create_dev);
-	int	(*get_root)(struct keyprov *kp, struct seal_kek **out);
-	void	(*close)(struct keyprov *kp);
-};
+int
+keyprov_fail(struct keyprov *kp, int rc, const char *fmt, ...)
+{
+	va_list ap;
 
-struct keyprov {
-	const struct keyprov_ops *ops;
-	char		 spec[PATH_MAX + 16];
-	char		 path[PATH_MAX];	/* file: */
-};
+	va_start(ap, fmt);
+	vsnprintf(kp->why, sizeof(kp->why), fmt, ap);
+	va_end(ap);
+	return rc;
+}
 
 /* ---- file: ------------------------------------------------------------ */
 
@@ -169,7 +169,7 @@ bad:
 }
 
 static int
-keyprov_file_open(struct keyprov *kp, const char *arg, int create_dev)
+keyprov_file_open(struct keyprov *kp, const char *arg, const struct keyprov_config *cfg)
 {
 	int fd, rc;
 	size_t n = strlen(arg);
@@ -179,7 +179,7 @@ keyprov_file_open(struct keyprov *kp, const char *arg, int create_dev)
 		return VTPM_E_INVAL;
 	}
 	memcpy(kp->path, arg, n + 1);
-	if (create_dev && (rc = keyprov_file_create(kp->path)) != 0)
+	if (cfg->kc_create_dev && (rc = keyprov_file_create(kp->path)) != 0)
 		return rc;
 	if ((rc = keyprov_file_check(kp->path, &fd)) != 0)
 		return rc;
@@ -188,7 +188,7 @@ keyprov_file_open(struct keyprov *kp, const char *arg, int create_dev)
 }
 
 static int
-keyprov_file_get_root(struct keyprov *kp, struct seal_kek **out)
+keyprov_file_get_version(struct keyprov *kp, uint32_t version, struct seal_kek **out)
 {
 	struct seal_kek *k = NULL;
 	size_t got = 0;
@@ -196,8 +196,12 @@ keyprov_file_get_root(struct keyprov *kp, struct seal_kek **out)
 	uint8_t extra;
 	int fd, rc;
 
+	if (version != 0 && version != KEYPROV_FILE_VERSION)
+		return keyprov_fail(kp, VTPM_E_NOTFOUND, "a key file has only version %d",
+		    KEYPROV_FILE_VERSION);
 	if ((rc = keyprov_file_check(kp->path, &fd)) != 0)
-		return rc;
+		return keyprov_fail(kp, rc, "root key file %s unusable: %s", kp->path,
+		    vtpm_strerror(rc));
 	if ((k = sodium_malloc(sizeof(*k))) == NULL) {
 		rc = VTPM_E_NOMEM;
 		goto done;
@@ -239,14 +243,21 @@ done:
 }
 
 static void
+keyprov_file_abort(struct keyprov *kp)
+{
+}
+
+static void
 keyprov_file_close(struct keyprov *kp)
 {
 }
 
 static const struct keyprov_ops keyprov_file_ops = {
 	.scheme		= "file",
+	.is_dev		= 1,
 	.open		= keyprov_file_open,
-	.get_root	= keyprov_file_get_root,
+	.get_version	= keyprov_file_get_version,
+	.abort		= keyprov_file_abort,
 	.close		= keyprov_file_close,
 };
 
@@ -254,21 +265,35 @@ static const struct keyprov_ops keyprov_file_ops = {
 
 static const struct keyprov_ops *const keyprov_table[] = {
 	&keyprov_file_ops,
-	/* &keyprov_kbs_ops, once written */
+	&keyprov_kbs_ops,
 };
 
 int
 keyprov_open(const char *spec, int create_dev, struct keyprov **out)
 {
+	struct keyprov_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.kc_spec = spec;
+	cfg.kc_create_dev = create_dev;
+	return keyprov_open_config(&cfg, out);
+}
+
+int
+keyprov_open_config(const struct keyprov_config *cfg, struct keyprov **out)
+{
 	const struct keyprov_ops *ops = NULL;
 	struct keyprov *kp;
-	const char *colon;
+	const char *colon, *spec;
 	size_t i, slen;
 	int rc;
 
 	if (out == NULL)
 		return VTPM_E_INVAL;
 	*out = NULL;
+	if (cfg == NULL)
+		return VTPM_E_INVAL;
+	spec = cfg->kc_spec;
 	if (spec == NULL || (colon = strchr(spec, ':')) == NULL || colon == spec) {
 		log_warnx("key provider spec must be scheme:argument (e.g. file:/path)");
 		return VTPM_E_INVAL;
@@ -293,7 +318,7 @@ keyprov_open(const char *spec, int create_dev, struct keyprov **out)
 		return VTPM_E_NOMEM;
 	kp->ops = ops;
 	memcpy(kp->spec, spec, slen + 1);
-	if ((rc = ops->open(kp, colon + 1, create_dev)) != 0) {
+	if ((rc = ops->open(kp, colon + 1, cfg)) != 0) {
 		free(kp);
 		return rc;
 	}
@@ -304,12 +329,43 @@ keyprov_open(const char *spec, int create_dev, struct keyprov **out)
 int
 keyprov_get_root(struct keyprov *kp, struct seal_kek **out)
 {
+	return keyprov_get_version(kp, 0, out);
+}
+
+int
+keyprov_get_version(struct keyprov *kp, uint32_t version, struct seal_kek **out)
+{
+	int rc;
+
 	if (out == NULL)
 		return VTPM_E_INVAL;
 	*out = NULL;
 	if (kp == NULL)
 		return VTPM_E_INVAL;
-	return kp->ops->get_root(kp, out);
+	kp->why[0] = '\0';
+	rc = kp->ops->get_version(kp, version, out);
+	if (rc != 0 && kp->why[0] == '\0')
+		keyprov_fail(kp, rc, "%s", vtpm_strerror(rc));
+	return rc;
+}
+
+const char *
+keyprov_last_error(const struct keyprov *kp)
+{
+	return kp != NULL ? kp->why : "";
+}
+
+void
+keyprov_abort(struct keyprov *kp)
+{
+	if (kp != NULL)
+		kp->ops->abort(kp);
+}
+
+int
+keyprov_is_dev(const struct keyprov *kp)
+{
+	return kp != NULL && kp->ops->is_dev;
 }
 
 const char *

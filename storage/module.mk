@@ -1,7 +1,10 @@
 # storage/: the persistent store: sealing (libsodium), the store interface
-# with its LMDB backend, and key providers. Linked only by the process that
-# holds keys and the store (the parent); never by a TPM worker.
-STORAGE_SRCS := storage/seal.c storage/store.c storage/store_lmdb.c storage/keyprov.c
+# with its LMDB backend, and key providers (file:, and kbs: with its JOSE
+# helpers: OpenSSL libcrypto, json-c; libcurl is dlopen()ed at run time, so
+# nothing here links it). Linked only by the process that holds keys and
+# the store (the parent); never by a TPM worker.
+STORAGE_SRCS := storage/seal.c storage/store.c storage/store_lmdb.c storage/keyprov.c \
+	storage/keyprov_kbs.c storage/jose.c storage/rewrap.c
 STORAGE_OBJS := $(STORAGE_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_STORAGE  := $(BUILD)/libstorage.a
 LIBS_A       += $(LIB_STORAGE)
@@ -13,4 +16,9 @@ $(LIB_STORAGE): $(STORAGE_OBJS)
 TESTS_UNIT += $(BUILD)/tests/test_storage
 $(BUILD)/tests/test_storage: $(BUILD)/obj/tests/unit/storage/test_storage.o $(LIB_STORAGE) $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_LMDB) $(LIB_SODIUM)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_LMDB) $(LIB_JSON) $(LIB_CRYPTO) $(LIB_SODIUM)
+
+TESTS_UNIT += $(BUILD)/tests/test_kbs
+$(BUILD)/tests/test_kbs: $(BUILD)/obj/tests/unit/storage/test_kbs.o $(LIB_STORAGE) $(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_LMDB) $(LIB_JSON) $(LIB_CRYPTO) $(LIB_SODIUM)

@@ -384,3 +384,33 @@ seal_kek_check_verify(const struct seal_kek *kek, const uint8_t in[SEAL_KCV_LEN]
 	sodium_memzero(mac, sizeof(mac));
 	return rc;
 }
+
+/* kid and version sit at the same offsets in a wrapped DEK and a KCV. */
+static int
+seal_peek_kid_version(const uint8_t *in, const char *magic, uint8_t kid[SEAL_KID_LEN],
+    uint32_t *version)
+{
+	if (in == NULL)
+		return VTPM_E_INVAL;
+	if (memcmp(in, magic, 4) != 0)
+		return VTPM_E_FORMAT;
+	if (kid != NULL)
+		memcpy(kid, in + 4, SEAL_KID_LEN);
+	if (version != NULL)
+		*version = be32_dec(in + 4 + SEAL_KID_LEN);
+	return 0;
+}
+
+int
+seal_dek_peek(const uint8_t in[SEAL_WRAPPED_DEK_LEN], uint8_t kid[SEAL_KID_LEN],
+    uint32_t *version)
+{
+	return seal_peek_kid_version(in, SEAL_DEK_MAGIC, kid, version);
+}
+
+int
+seal_kek_check_peek(const uint8_t in[SEAL_KCV_LEN], uint8_t kid[SEAL_KID_LEN],
+    uint32_t *version)
+{
+	return seal_peek_kid_version(in, SEAL_KCV_MAGIC, kid, version);
+}

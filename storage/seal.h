@@ -196,6 +196,15 @@ int seal_dek_unwrap(const struct seal_kek *kek, const uint8_t uuid[SEAL_UUID_LEN
     VTPM_WUR;
 
 /*
+ * Reads the kid and KEK version of a wrapped DEK (untrusted bytes) without a
+ * key, for status displays and for choosing a key. Not authenticated until
+ * seal_dek_unwrap() succeeds. Either output may be NULL.
+ * Returns 0, VTPM_E_INVAL or VTPM_E_FORMAT (magic).
+ */
+int seal_dek_peek(const uint8_t in[SEAL_WRAPPED_DEK_LEN], uint8_t kid[SEAL_KID_LEN],
+    uint32_t *version) VTPM_WUR;
+
+/*
  * Makes a key-check value for the KEK (to store in the meta record).
  * Returns 0 or VTPM_E_INVAL.
  */
@@ -210,5 +219,14 @@ int seal_kek_check_make(const struct seal_kek *kek, uint8_t out[SEAL_KCV_LEN])
  */
 int seal_kek_check_verify(const struct seal_kek *kek, const uint8_t in[SEAL_KCV_LEN])
     VTPM_WUR;
+
+/*
+ * Reads the kid and KEK version of a key-check value (untrusted bytes)
+ * without a key: which root key version a store expects. Not authenticated
+ * until seal_kek_check_verify() succeeds. Either output may be NULL.
+ * Returns 0, VTPM_E_INVAL or VTPM_E_FORMAT (magic).
+ */
+int seal_kek_check_peek(const uint8_t in[SEAL_KCV_LEN], uint8_t kid[SEAL_KID_LEN],
+    uint32_t *version) VTPM_WUR;
 
 #endif

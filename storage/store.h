@@ -266,4 +266,28 @@ void store_ident_key(const uint8_t meas[STORE_MEAS_LEN],
 int store_ident_is_empty(const uint8_t meas[STORE_MEAS_LEN],
     const uint8_t host[STORE_HOST_DATA_LEN]);
 
+/* ---- root-key rotation (rewrap.c) ------------------------------------- */
+
+/*
+ * Moves the store from root key old_kek to new_kek: rewraps every
+ * instance's data key and replaces the key-check value, all in ONE batch
+ * committed atomically and durably, so after a crash at any point the store
+ * is entirely under old_kek or entirely under new_kek. Before writing
+ * anything it checks that the stored key-check value is old_kek's and that
+ * every wrapped key opens (a record already under new_kek is kept as it is).
+ * Each data key is unwrapped into guarded memory and wiped at once. Sealed
+ * blobs are not touched: they are sealed by the data keys, which do not
+ * change (their header kid stays the one at sealing time; informational).
+ * The caller must let no other write reach the store during the call (it
+ * reads the records, then commits them rewrapped).
+ *   count  set to the number of records rewrapped (may be NULL).
+ * Returns 0; VTPM_E_INVAL; VTPM_E_NOTFOUND (no key-check value: a fresh
+ * store); VTPM_E_WRONG_KEY or VTPM_E_AUTH (old_kek does not open the store
+ * or an instance's data key: nothing written); VTPM_E_FORMAT (a record
+ * that does not decode: nothing written); the codes of store_batch_commit();
+ * VTPM_E_NOMEM.
+ */
+int store_rewrap_all(struct store *s, const struct seal_kek *old_kek,
+    const struct seal_kek *new_kek, size_t *count) VTPM_WUR;
+
 #endif

@@ -10,6 +10,8 @@ PKGS=(
 	build-essential pkg-config git ca-certificates python3
 	libtpms-dev libsodium-dev liblmdb-dev lmdb-utils libseccomp-dev
 	libjson-c-dev libtss2-dev tpm2-tools
+	libssl-dev libcurl4-openssl-dev
+	python3-cryptography python3-jwcrypto jq
 	clang libclang-rt-14-dev
 )
 for arg in "$@"; do
