@@ -63,6 +63,16 @@ inst_json(const struct store_instance *r)
 		if (r->pcr_banks & (1u << i))
 			json_object_array_add(banks, json_object_new_string(bank_names[i]));
 	json_object_object_add(o, "pcr_banks", banks);
+	{
+		uint8_t kid[SEAL_KID_LEN];
+		uint32_t kver = 0;
+
+		/* which root key version wraps its data key (from the record) */
+		if (seal_dek_peek(r->wrapped_dek, kid, &kver) == 0) {
+			json_object_object_add(o, "key_version", json_object_new_int64(kver));
+			json_object_object_add(o, "key_id", hexstr(kid, sizeof(kid)));
+		}
+	}
 	if (in != NULL && (in->state == I_ACTIVE || in->state == I_IDLE)) {
 		/* The H-CRTM event of the live launch, for verifiers to replay. */
 		uint8_t ev[HCRTM_EVENT_LEN];
@@ -100,8 +110,9 @@ get_str(json_object *req, const char *key)
 	return json_object_get_string(v);
 }
 
+/* Returns the reply, or NULL if the op answers fd later itself (rotate-key). */
 static json_object *
-admin_handle(json_object *req)
+admin_handle(json_object *req, int fd)
 {
 	json_object *reply = json_object_new_object(), *arr;
 	struct store_instance rec;
@@ -199,11 +210,24 @@ admin_handle(json_object *req)
 		json_object_object_add(st, "attestation", json_object_new_string(V->cfg.attestation));
 		json_object_object_add(st, "key_provider", json_object_new_string(
 		    strncmp(V->cfg.key_provider, "file:", 5) == 0 ? "file" : V->cfg.key_provider));
-		json_object_object_add(st, "keys", json_object_new_string("available"));
+		if (strncmp(V->cfg.key_provider, "file:", 5) == 0)
+			json_object_object_add(st, "key_provider_note", json_object_new_string(
+			    "development only: a local key file, not released by attestation"));
+		json_object_object_add(st, "keys", json_object_new_string(keys_status()));
+		if (keys_available()) {
+			json_object_object_add(st, "key_version",
+			    json_object_new_int64(V->kek->version));
+			json_object_object_add(st, "key_id", hexstr(V->kek->kid, SEAL_KID_LEN));
+		}
 		json_object_object_add(st, "workers", json_object_new_int(workers));
 		json_object_object_add(st, "attached", json_object_new_int(attached));
 		json_object_object_add(st, "handshakes", json_object_new_int(V->nhandshakes));
 		json_object_object_add(reply, "status", st);
+	} else if (strcmp(op, "rotate-key") == 0) {
+		json_object_put(reply);
+		if (keys_rotate(fd, why, sizeof(why)) != 0)
+			return error_reply(why);
+		return NULL;	/* keys.c answers when the rewrap committed (or failed) */
 	} else {
 		json_object_put(reply);
 		snprintf(why, sizeof(why), "unknown op \"%.40s\"", op);
@@ -244,14 +268,32 @@ read_line(int fd, char *buf, size_t cap)
 }
 
 void
+admin_reply(int fd, json_object *reply)
+{
+	const char *out;
+	size_t len, off;
+	ssize_t n;
+
+	out = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
+	len = strlen(out);
+	for (off = 0; off < len; ) {
+		n = write(fd, out + off, len - off);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	(void)!write(fd, "\n", 1);
+	json_object_put(reply);
+	close(fd);
+}
+
+void
 admin_accept(int lfd)
 {
 	static char buf[ADMIN_MAX_REQ + 1];
 	json_object *req, *reply;
 	json_tokener *tok;
-	const char *out;
 	ssize_t n;
-	size_t len, off;
 	int fd;
 
 	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
@@ -272,21 +314,12 @@ admin_accept(int lfd)
 				log_warnx("admin: malformed request");
 				reply = error_reply("malformed JSON request");
 			} else {
-				reply = admin_handle(req);
+				reply = admin_handle(req, fd);
 			}
 			json_object_put(req);
 		}
-		out = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
-		len = strlen(out);
-		for (off = 0; off < len; ) {
-			n = write(fd, out + off, len - off);
-			if (n <= 0)
-				break;
-			off += (size_t)n;
-		}
-		(void)!write(fd, "\n", 1);
-		json_object_put(reply);
-		close(fd);
+		if (reply != NULL)
+			admin_reply(fd, reply);		/* else fd waits for a deferred reply */
 	}
 	if (errno != EAGAIN && errno != EWOULDBLOCK)
 		log_warn("admin accept");

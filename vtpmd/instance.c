@@ -225,6 +225,10 @@ inst_enroll(const char *name, const uint8_t meas[48], const uint8_t host[32],
 	uint8_t *dek;
 	int rc;
 
+	if (!keys_available()) {	/* wrapping needs V->kek (keys.c) */
+		snprintf(why, whylen, "root key not available: %s", keys_status());
+		return VTPM_E_AGAIN;
+	}
 	batch_commit();
 	if (name_taken(name)) {
 		snprintf(why, whylen, "instance %s exists already", name);
@@ -373,6 +377,11 @@ inst_attach(struct session *s, const struct attest_claims *c, uint32_t flags,
 	int rc;
 
 	bufs_init();
+	if (!keys_available()) {	/* unwrapping needs V->kek (keys.c) */
+		snprintf(why, whylen, "root key not available: %s", keys_status());
+		*errcode = ERR_UNAVAILABLE;
+		return VTPM_E_AGAIN;
+	}
 	batch_commit();		/* reads below must see every acknowledged write */
 	rc = store_inst_find_identity(V->store, c->measurement, c->host_data, &rec);
 	if (rc == VTPM_E_NOTFOUND) {

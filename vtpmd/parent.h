@@ -36,8 +36,12 @@ struct config {
 	int		 have_admin;
 	const char	*attestation;		/* "sim" */
 	int		 allow_sim;
-	const char	*key_provider;		/* "file:PATH" */
+	const char	*key_provider;		/* "file:PATH" or "kbs:URL" */
 	int		 allow_key_file;
+	const char	*key_resource;		/* kbs: REPO/TYPE/TAG */
+	const char	*kbs_ca_file;		/* kbs: PEM bundle; NULL = system */
+	int		 kbs_allow_http;
+	int		 kbs_tee_key;		/* KEYPROV_TEE_KEY_* */
 	uint8_t		 sim_measurement[ATTEST_MEASUREMENT_LEN];
 	uint8_t		 sim_host_data[ATTEST_HOST_DATA_LEN];
 	uint8_t		 sim_launch_id[ATTEST_LAUNCH_ID_LEN];
@@ -55,7 +59,7 @@ struct config {
 };
 
 /* Event-loop registration: every fd in epoll points at one of these. */
-enum ev_kind { EV_LISTEN, EV_ADMIN, EV_SESSION, EV_WORKER, EV_SIGNAL };
+enum ev_kind { EV_LISTEN, EV_ADMIN, EV_SESSION, EV_WORKER, EV_SIGNAL, EV_KEYS };
 struct ev {
 	enum ev_kind	 kind;
 	int		 fd;
@@ -99,7 +103,7 @@ struct vtpmd {
 	struct config		 cfg;
 	int			 epfd;
 	struct store		*store;
-	struct seal_kek		*kek;
+	struct seal_kek		*kek;		/* NULL until keys_available() (keys.c) */
 	struct attest_provider	*attester;
 	struct attest_verify_cfg verify;
 	struct inst_list	 insts;
@@ -149,5 +153,19 @@ const char *inst_state_name(enum inst_state st);
 
 /* admin.c */
 void admin_accept(int lfd);
+/* Writes a deferred reply (takes it) to an admin client and closes fd. */
+struct json_object;
+void admin_reply(int fd, struct json_object *reply);
+
+/* keys.c: the root key (V->kek), its provider, and rotation */
+void keys_init(void);		/* after the store is open; fatal on a bad config */
+int  keys_check_config(void);	/* -n: the provider's settings (no fetch); 0 or logged error */
+int  keys_available(void);	/* V->kek set and accepted by the store */
+const char *keys_status(void);	/* "available", "waiting for broker: ...", "refused: ..." */
+void keys_event(void);		/* EV_KEYS: a broker fetch finished */
+void keys_tick(time_t now);	/* retries with backoff */
+/* Starts a rotation; 0 = the reply to fd comes later (keys.c owns fd), else why. */
+int  keys_rotate(int fd, char *why, size_t whylen);
+void keys_shutdown(void);
 
 #endif

@@ -28,7 +28,9 @@ usage(FILE *f)
 "  show NAME                    one instance\n"
 "  delete NAME                  destroy an instance (crypto-shred its data key)\n"
 "  enroll NAME --measurement HEX --host-data HEX\n"
-"  status                       daemon status\n"
+"  status                       daemon status (\"keys\": available, waiting or refused)\n"
+"  rotate-key                   fetch the key broker's current root key and rewrap\n"
+"                               every instance's data key with it (one transaction)\n"
 "  ca show                      the vtpmd EK CA certificate (PEM)\n"
 "  ca evidence                  vtpmd's evidence binding the CA key (base64 envelope;\n"
 "                               --json adds report_data and the certificate)\n");
@@ -154,6 +156,7 @@ main(int argc, char **argv)
 		json_object_object_add(req, "measurement", json_object_new_string(meas));
 		json_object_object_add(req, "host_data", json_object_new_string(host));
 	} else if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0 &&
+	    strcmp(cmd, "rotate-key") != 0 &&
 	    strcmp(cmd, "delete") != 0 && strcmp(cmd, "status") != 0 &&
 	    strcmp(cmd, "ca-show") != 0 && strcmp(cmd, "ca-evidence") != 0) {
 		fprintf(stderr, "vtpmctl: unknown command %s\n", cmd);
@@ -197,6 +200,9 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "ca-evidence") == 0) {
 		json_object_object_get_ex(rep, "evidence", &v);
 		printf("%s\n", json_object_get_string(v));
+	} else if (strcmp(cmd, "rotate-key") == 0) {
+		printf("%s\n", json_object_object_get_ex(rep, "message", &v) ?
+		    json_object_get_string(v) : "ok");
 	} else if (strcmp(cmd, "status") == 0) {
 		json_object_object_get_ex(rep, "status", &v);
 		printf("%s\n", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PRETTY));

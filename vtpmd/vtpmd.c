@@ -41,6 +41,8 @@ usage(FILE *f)
 "usage: vtpmd [--config FILE] [--dev] --state-dir DIR --listen ENDPOINT [--listen ...] --admin unix:PATH\n"
 "             [--attestation sim] [--allow-sim-attestation]\n"
 "             [--key-provider file:PATH] [--allow-key-file]\n"
+"             [--key-provider kbs:https://HOST:PORT --key-resource REPO/TYPE/TAG\n"
+"              [--kbs-ca-file PEM] [--kbs-allow-http] [--kbs-tee-key ec|rsa]]\n"
 "             [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
 "             [--auto-enrol] [--pcr-banks LIST] [--idle-timeout SEC]\n"
 "             [--max-handshakes N] [--store-map-size MIB] [--worker-user USER] [-n] [-v]\n"
@@ -99,6 +101,7 @@ enum {
 	OPT_ALLOW_SIM, OPT_KEY_PROVIDER, OPT_ALLOW_KEY_FILE, OPT_SIM_MEAS,
 	OPT_SIM_HOST, OPT_SIM_LAUNCH, OPT_AUTO_ENROL, OPT_PCR_BANKS, OPT_IDLE,
 	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER, OPT_WORKER_USER, OPT_CONFIG,
+	OPT_KEY_RESOURCE, OPT_KBS_CA_FILE, OPT_KBS_ALLOW_HTTP, OPT_KBS_TEE_KEY,
 };
 
 static const struct option longopts[] = {
@@ -110,6 +113,10 @@ static const struct option longopts[] = {
 	{ "allow-sim-attestation", no_argument, NULL, OPT_ALLOW_SIM },
 	{ "key-provider", required_argument, NULL, OPT_KEY_PROVIDER },
 	{ "allow-key-file", no_argument, NULL, OPT_ALLOW_KEY_FILE },
+	{ "key-resource", required_argument, NULL, OPT_KEY_RESOURCE },
+	{ "kbs-ca-file", required_argument, NULL, OPT_KBS_CA_FILE },
+	{ "kbs-allow-http", no_argument, NULL, OPT_KBS_ALLOW_HTTP },
+	{ "kbs-tee-key", required_argument, NULL, OPT_KBS_TEE_KEY },
 	{ "sim-measurement", required_argument, NULL, OPT_SIM_MEAS },
 	{ "sim-host-data", required_argument, NULL, OPT_SIM_HOST },
 	{ "sim-launch-id", required_argument, NULL, OPT_SIM_LAUNCH },
@@ -153,8 +160,9 @@ check_security(struct config *c)
 {
 	if (c->dev) {
 		log_warnx("*** DEVELOPMENT MODE (--dev): simulated attestation is trusted, "
-		    "the root key is a local file, unknown guests are enrolled "
-		    "automatically. Do not use in production. ***");
+		    "%s, unknown guests are enrolled automatically. Do not use in "
+		    "production. ***", strncmp(c->key_provider, "file:", 5) == 0 ?
+		    "the root key is a local file" : "the key broker sees simulated evidence");
 	}
 	if (strcmp(c->attestation, "sim") == 0) {
 		if (!c->allow_sim)
@@ -174,7 +182,24 @@ check_security(struct config *c)
 		if (!c->dev)
 			log_warnx("root key from a local file (--allow-key-file): "
 			    "the state is only as safe as that file");
+	} else if (strncmp(c->key_provider, "kbs:", 4) == 0) {
+		if (c->key_resource == NULL)
+			fatalx("--key-provider kbs: needs --key-resource REPO/TYPE/TAG");
+		if (strncmp(c->key_provider + 4, "http://", 7) == 0 && !c->kbs_allow_http)
+			fatalx("--key-provider %s: plain http is refused without "
+			    "--kbs-allow-http (the broker would not be authenticated)",
+			    c->key_provider);
+		if (strcmp(c->attestation, "sim") != 0)
+			fatalx("--key-provider kbs: with --attestation %s: this build has "
+			    "Trustee evidence only for the simulated backend (tee \"sample\")",
+			    c->attestation);
+		log_warnx("kbs: attesting to the key broker as tee \"sample\" (simulated "
+		    "attestation): only a broker with Trustee's sample verifier accepts it");
 	}
+	if (strncmp(c->key_provider, "kbs:", 4) != 0 && (c->key_resource != NULL ||
+	    c->kbs_ca_file != NULL || c->kbs_allow_http))
+		fatalx("--key-resource, --kbs-ca-file and --kbs-allow-http need "
+		    "--key-provider kbs:URL");
 }
 
 static void
@@ -210,6 +235,17 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 		case OPT_ALLOW_SIM:	c->allow_sim = 1; break;
 		case OPT_KEY_PROVIDER:	c->key_provider = optarg; break;
 		case OPT_ALLOW_KEY_FILE: c->allow_key_file = 1; break;
+		case OPT_KEY_RESOURCE:	c->key_resource = optarg; break;
+		case OPT_KBS_CA_FILE:	c->kbs_ca_file = optarg; break;
+		case OPT_KBS_ALLOW_HTTP: c->kbs_allow_http = 1; break;
+		case OPT_KBS_TEE_KEY:
+			if (strcmp(optarg, "ec") == 0)
+				c->kbs_tee_key = KEYPROV_TEE_KEY_EC;
+			else if (strcmp(optarg, "rsa") == 0)
+				c->kbs_tee_key = KEYPROV_TEE_KEY_RSA;
+			else
+				fatalx("--kbs-tee-key: want ec or rsa");
+			break;
 		case OPT_SIM_MEAS:	parse_hex_opt(optarg, c->sim_measurement, 48, "--sim-measurement"); break;
 		case OPT_SIM_HOST:	parse_hex_opt(optarg, c->sim_host_data, 32, "--sim-host-data"); break;
 		case OPT_SIM_LAUNCH:	parse_hex_opt(optarg, c->sim_launch_id, 32, "--sim-launch-id"); break;
@@ -284,8 +320,6 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 static void
 open_store_and_key(void)
 {
-	struct keyprov *kp;
-	uint8_t kcv[SEAL_KCV_LEN];
 	int rc;
 
 	rc = store_open_lmdb_flags(V->cfg.state_dir, V->cfg.map_size,
@@ -294,26 +328,6 @@ open_store_and_key(void)
 		fatalx("cannot open the store in %s: %s", V->cfg.state_dir, vtpm_strerror(rc));
 	if (V->cfg.nosync)
 		log_warnx("--unsafe-nosync: state is NOT durable (tests and benchmarks only)");
-	if ((rc = keyprov_open(V->cfg.key_provider, V->cfg.dev, &kp)) != 0)
-		fatalx("key provider %s: %s", V->cfg.key_provider, vtpm_strerror(rc));
-	if ((rc = keyprov_get_root(kp, &V->kek)) != 0)
-		fatalx("key provider %s: no root key: %s", V->cfg.key_provider,
-		    vtpm_strerror(rc));
-	keyprov_close(kp);
-	rc = store_meta_get_kcv(V->store, kcv);
-	if (rc == VTPM_E_NOTFOUND) {
-		if ((rc = seal_kek_check_make(V->kek, kcv)) != 0 ||
-		    (rc = store_batch_put_kcv(V->sync_batch, kcv)) != 0 ||
-		    (rc = store_batch_commit(V->store, V->sync_batch)) != 0)
-			fatalx("cannot initialise the store: %s", vtpm_strerror(rc));
-		store_batch_reset(V->sync_batch);
-		log_info("new store initialised in %s", V->cfg.state_dir);
-	} else if (rc != 0) {
-		fatalx("cannot read the store's key check: %s", vtpm_strerror(rc));
-	} else if ((rc = seal_kek_check_verify(V->kek, kcv)) != 0) {
-		fatalx("the root key does not open this store (%s): refusing to serve; "
-		    "nothing was changed", vtpm_strerror(rc));
-	}
 }
 
 static struct ev listen_ev[MAX_LISTEN], admin_ev, signal_ev;
@@ -425,7 +439,7 @@ event_loop(void)
 {
 	struct epoll_event evs[64];
 	struct timespec now, last = { 0, 0 }, shutdown_start = { 0, 0 };
-	int i, n;
+	int i, n, notified = 0;
 
 	for (;;) {
 		n = epoll_wait(V->epfd, evs, 64, 250);
@@ -451,7 +465,14 @@ event_loop(void)
 			case EV_SIGNAL:
 				handle_signals();
 				break;
+			case EV_KEYS:
+				keys_event();
+				break;
 			}
+		}
+		if (!notified && keys_available()) {
+			notify_ready();		/* keyed: guests are served from now on */
+			notified = 1;
 		}
 		/* Group commit: every store received in this round, one transaction. */
 		batch_commit();
@@ -460,6 +481,7 @@ event_loop(void)
 			last = now;
 			sessions_expire(&now);
 			insts_tick(time(NULL));
+			keys_tick(time(NULL));
 		}
 		if (V->shutting_down) {
 			if (shutdown_start.tv_sec == 0)
@@ -514,6 +536,8 @@ main(int argc, char **argv)
 		parse_args(nargc, nargv, &V->cfg, &check_only);
 	}
 	if (check_only) {
+		if (keys_check_config() != 0)
+			fatalx("key provider %s: configuration not usable", V->cfg.key_provider);
 		printf("configuration OK\n");
 		return 0;
 	}
@@ -552,12 +576,17 @@ main(int argc, char **argv)
 	signal_ev.kind = EV_SIGNAL;
 	if (ev_add(&signal_ev, EPOLLIN) != 0)
 		fatalx("epoll");
+	/*
+	 * After the signal mask (a key-fetch thread inherits it) and epoll:
+	 * file: keyed now (or fatal); kbs: keyed later, off the event loop.
+	 */
+	keys_init();
 	open_listeners();
-	notify_ready();
 	log_info("vtpmd %s ready (store: %s, %s)", VTPM_VERSION, V->cfg.state_dir,
 	    store_backend_name(V->store));
 	rc = event_loop();
 	batch_commit();
+	keys_shutdown();
 	if (V->cfg.have_admin)
 		unlink(V->cfg.admin.path);
 	store_close(V->store);
