@@ -7,3 +7,4 @@ include tests/fuzz/module.mk
 
 check: all $(TESTS_UNIT) $(TEST_TOOLS) check-layering
 	BUILD=$(abspath $(BUILD)) tests/run-tests.sh $(TESTS_UNIT) $(FUZZ_REPLAY_SCRIPT) $(E2E_TESTS)
+include tests/bench/module.mk
