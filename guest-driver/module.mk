@@ -33,3 +33,18 @@ PROGRAMS += $(BUILD)/vtpm-guest
 $(BUILD)/vtpm-guest: $(BUILD)/obj/guest-driver/vtpm_guest.o $(BUILD)/obj/guest-driver/local_proto.o $(LIB_ATTEST) $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_ATTEST_DEPS) $(LIB_SODIUM)
+
+# An uninstrumented copy of the plugin for `make asan check`: tpm2-tools are
+# not built with ASan, and preloading the ASan runtime into them deadlocks
+# in libp11-kit's destructor at exit. The plugin itself runs under ASan in
+# its unit test (test_tcti dlopens the instrumented one).
+TCTI_PLAIN := $(BUILD)/plain/libtss2-tcti-vtpm.so.0
+ifneq ($(SANFLAGS),)
+PROGRAMS += $(TCTI_PLAIN)
+endif
+$(TCTI_PLAIN): guest-driver/tcti_vtpm.c $(TCTI_MAP)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -fvisibility=hidden -Itransport -Iguest-driver \
+		$(PKG_CFLAGS) -shared -Wl,-soname,libtss2-tcti-vtpm.so.0 -Wl,-z,relro,-z,now \
+		-Wl,--version-script=$(TCTI_MAP) -o $@ guest-driver/tcti_vtpm.c
+	ln -sf libtss2-tcti-vtpm.so.0 $(dir $@)libtss2-tcti-vtpm.so

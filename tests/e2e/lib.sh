@@ -14,7 +14,9 @@ export TSS2_LOG=${TSS2_LOG:-all+none}
 TPM_PRELOAD=
 case $B in
 *asan*)
-	TPM_PRELOAD=$(${CC:-gcc} -print-file-name=libasan.so)
+	# tpm2-tools load the uninstrumented plugin (build/asan/plain): preloading
+	# the ASan runtime into them deadlocks in libp11-kit at exit.
+	export LD_LIBRARY_PATH="$B/plain:$LD_LIBRARY_PATH"
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}
 	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 	;;
