@@ -274,14 +274,21 @@ static int
 auto_enrol(const struct attest_claims *c, struct store_instance *rec, char *why,
     size_t whylen)
 {
-	char base[32], name[STORE_NAME_MAX + 1], hex[13];
-	int i;
+	char name[STORE_NAME_MAX + 1], hex[2 * STORE_IDENT_LEN + 1];
+	uint8_t ident[STORE_IDENT_LEN];
 
+	/*
+	 * "guest-" and the first 6 bytes of the host data, readable for the
+	 * usual case of distinct host data; if that is taken, the identity
+	 * hash, which is unique per enrolled identity.
+	 */
 	attest_hex_encode(c->host_data, 6, hex);
-	snprintf(base, sizeof(base), "guest-%s", hex);
-	snprintf(name, sizeof(name), "%s", base);
-	for (i = 2; name_taken(name) && i < 1000; i++)
-		snprintf(name, sizeof(name), "%s-%d", base, i);
+	snprintf(name, sizeof(name), "guest-%s", hex);
+	if (name_taken(name)) {
+		store_ident_key(c->measurement, c->host_data, ident);
+		attest_hex_encode(ident, sizeof(ident), hex);
+		snprintf(name, sizeof(name), "guest-id-%.32s", hex);
+	}
 	return inst_enroll(name, c->measurement, c->host_data, rec, why, whylen);
 }
 

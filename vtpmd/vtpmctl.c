@@ -41,10 +41,11 @@ request(const char *path, json_object *req)
 {
 	struct sockaddr_un sun;
 	const char *out = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-	static char buf[1 << 22];
-	size_t have = 0;
+	char *buf = NULL, *nb;
+	size_t have = 0, cap = 0;
 	ssize_t n;
 	int fd;
+	json_object *rep;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -62,11 +63,26 @@ request(const char *path, json_object *req)
 		fprintf(stderr, "vtpmctl: write: %s\n", strerror(errno));
 		exit(2);
 	}
-	while (have < sizeof(buf) - 1 && (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0)
+	for (;;) {
+		if (cap - have < 65536) {
+			if (cap > (1u << 30) || (nb = realloc(buf, cap + (1 << 20))) == NULL) {
+				fprintf(stderr, "vtpmctl: answer too large\n");
+				exit(2);
+			}
+			buf = nb;
+			cap += 1 << 20;
+		}
+		if ((n = read(fd, buf + have, cap - have - 1)) <= 0)
+			break;
 		have += (size_t)n;
+	}
 	close(fd);
+	if (buf == NULL)
+		return NULL;
 	buf[have] = '\0';
-	return json_tokener_parse(buf);
+	rep = json_tokener_parse(buf);
+	free(buf);
+	return rep;
 }
 
 static void

@@ -1123,6 +1123,9 @@ worker_main(uid_t uid, gid_t gid)
 		}
 		if (W.pending_stop)
 			worker_stop();
+		if (pfd[0].revents & POLLNVAL)
+			fatalx("no IPC channel on fd %d (vtpmd --worker is started by vtpmd only)",
+			    WORKER_IPC_FD);
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
 			ipc_readable();
 	}
