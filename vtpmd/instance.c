@@ -283,7 +283,7 @@ auto_enrol(const struct attest_claims *c, struct store_instance *rec, char *why,
 	 * hash, which is unique per enrolled identity.
 	 */
 	attest_hex_encode(c->host_data, 6, hex);
-	snprintf(name, sizeof(name), "guest-%s", hex);
+	snprintf(name, sizeof(name), "guest-%.12s", hex);
 	if (name_taken(name)) {
 		store_ident_key(c->measurement, c->host_data, ident);
 		attest_hex_encode(ident, sizeof(ident), hex);
