@@ -28,6 +28,7 @@
 #include "parent.h"
 #include "proto.h"
 #include "worker.h"
+#include "zygote.h"
 
 #define STOP_GRACE_SEC	10
 
@@ -130,7 +131,6 @@ inst_spawn(struct inst *in, const uint8_t *perm, size_t plen, const uint8_t *vol
 	size_t hlen, nlen = strlen(in->rec.name);
 	int sv[2], sndbuf = 1 << 20;
 	struct timeval tv = { 2, 0 };
-	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
 		log_warn("socketpair");
@@ -139,29 +139,14 @@ inst_spawn(struct inst *in, const uint8_t *perm, size_t plen, const uint8_t *vol
 	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	pid = fork();
-	if (pid < 0) {
-		log_warn("fork");
+	/* The zygote forks the worker (zygote.h); its pid arrives later. */
+	if (zygote_spawn(sv[1], &in->spawn_id) != 0) {
 		close(sv[0]);
 		close(sv[1]);
 		return VTPM_E_IO;
 	}
-	if (pid == 0) {
-		char ids[32];
-		char *argv[] = { "vtpmd", "--worker", ids, NULL, NULL };
-
-		snprintf(ids, sizeof(ids), "%u:%u", (unsigned)V->cfg.worker_uid,
-		    (unsigned)V->cfg.worker_gid);
-		if (V->cfg.verbose)
-			argv[3] = "-v";
-		if (dup2(sv[1], WORKER_IPC_FD) < 0)
-			_exit(127);
-		/* Only fds 0-2 and the IPC socket survive exec: the rest are CLOEXEC. */
-		execv(V->self_exe, argv);
-		_exit(127);
-	}
 	close(sv[1]);
-	in->pid = pid;
+	in->pid = -1;		/* not known until ZYG_SPAWNED */
 	in->ev.kind = EV_WORKER;
 	in->ev.fd = sv[0];
 	in->ev.obj = in;
@@ -203,7 +188,7 @@ inst_spawn(struct inst *in, const uint8_t *perm, size_t plen, const uint8_t *vol
 		if (rc != 0)
 			return rc;
 	}
-	log_info("instance %s: worker %d started", in->rec.name, (int)pid);
+	log_info("instance %s: worker requested", in->rec.name);
 	return 0;
 }
 
@@ -457,7 +442,7 @@ inst_attach(struct session *s, const struct attest_claims *c, uint32_t flags,
 	if ((rc = inst_start(in, c, why, whylen)) != 0) {
 		log_warnx("instance %s: %s", rec.name, why);
 		*errcode = ERR_UNAVAILABLE;
-		if (in->pid > 0) {
+		if (in->pid != 0) {
 			in->waiting = NULL;
 			inst_kill(in, "start failed");
 		} else {
@@ -718,6 +703,47 @@ inst_event(struct inst *in, uint32_t events)
 			inst_kill(in, why);
 			return;
 		}
+	}
+}
+
+void
+inst_spawned(uint32_t spawn_id, pid_t pid)
+{
+	struct inst *in;
+
+	TAILQ_FOREACH(in, &V->insts, entry) {
+		if (in->spawn_id != spawn_id || in->pid != -1)
+			continue;
+		if (pid <= 0) {
+			in->pid = 0;
+			inst_kill(in, "the zygote could not fork a worker");
+			if (!in->store_pending)
+				inst_free(in);
+			return;
+		}
+		in->pid = pid;
+		if (in->state == I_DEAD)
+			kill(pid, SIGKILL);	/* killed before its pid was known */
+		else
+			log_info("instance %s: worker %d started", in->rec.name, (int)pid);
+		return;
+	}
+	log_warnx("worker zygote: unknown spawn %u (pid %d); killing it", spawn_id, (int)pid);
+	if (pid > 0)
+		kill(pid, SIGKILL);
+}
+
+void
+insts_zygote_lost(void)
+{
+	struct inst *in, *t;
+
+	TAILQ_FOREACH_SAFE(in, &V->insts, entry, t) {
+		if (in->state != I_DEAD)
+			inst_kill(in, "the worker zygote is gone");
+		in->pid = 0;
+		if (!in->store_pending)
+			inst_free(in);
 	}
 }
 

@@ -42,6 +42,13 @@
  *                                once a second, and before IPC_SESSION_END      (metrics; the count is not trusted for
  *                                                                               anything else)
  *
+ * The parent and the worker zygote (zygote.h) use the same packet format
+ * on their own socketpair:
+ *
+ *   0x20  ZYG_SPAWN         P>Z  any time; carries the new worker's IPC fd    u32 spawn id
+ *   0x21  ZYG_SPAWNED       Z>P  answers ZYG_SPAWN                            u32 spawn id | u32 pid (0: fork failed)
+ *   0x22  ZYG_EXITED        Z>P  a worker exited                              u32 pid | u32 wait status
+ *
  * Anything else -- unknown type, wrong state, wrong length, a second
  * outstanding store -- gets the worker killed and logged; only its guest
  * notices.
@@ -64,6 +71,9 @@ enum ipc_type {
 	IPC_KICK	= 0x07,
 	IPC_STOP	= 0x08,
 	IPC_STOPPED	= 0x09,
+	ZYG_SPAWN	= 0x20,
+	ZYG_SPAWNED	= 0x21,
+	ZYG_EXITED	= 0x22,
 	IPC_EK_PUBS	= 0x0a,
 	IPC_EK_CERTS	= 0x0b,
 	IPC_STATS	= 0x0c,

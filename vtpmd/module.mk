@@ -3,7 +3,7 @@
 # no storage, key or attestation symbols; parent objects no libtpms symbol.
 VTPMD_PARENT_SRCS := vtpmd/vtpmd.c vtpmd/session.c vtpmd/instance.c vtpmd/admin.c vtpmd/config.c vtpmd/endorse.c
 VTPMD_PARENT_SRCS += vtpmd/keys.c
-VTPMD_WORKER_SRCS := vtpmd/worker.c
+VTPMD_WORKER_SRCS := vtpmd/worker.c vtpmd/zygote.c
 VTPMD_COMMON_SRCS := vtpmd/ipc.c vtpmd/sandbox.c
 VTPMD_PARENT_OBJS := $(VTPMD_PARENT_SRCS:%.c=$(BUILD)/obj/%.o)
 VTPMD_WORKER_OBJS := $(VTPMD_WORKER_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -59,7 +59,7 @@ struct config {
 };
 
 /* Event-loop registration: every fd in epoll points at one of these. */
-enum ev_kind { EV_LISTEN, EV_ADMIN, EV_SESSION, EV_WORKER, EV_SIGNAL, EV_KEYS };
+enum ev_kind { EV_LISTEN, EV_ADMIN, EV_SESSION, EV_WORKER, EV_SIGNAL, EV_KEYS, EV_ZYGOTE };
 struct ev {
 	enum ev_kind	 kind;
 	int		 fd;
@@ -96,6 +96,7 @@ struct inst {
 	struct store_instance	 pending_rec;	/* rec once that batch commits */
 	uint8_t			 pending_how;	/* ATTACHED how for the waiting session */
 	uint32_t		 pending_flags;	/* IPC_SESS_F_* for it */
+	uint32_t		 spawn_id;	/* the zygote's answer names it */
 };
 TAILQ_HEAD(inst_list, inst);
 
@@ -141,6 +142,8 @@ int  inst_attach(struct session *s, const struct attest_claims *c,
 void inst_handoff(struct inst *in, struct session *s);
 void inst_event(struct inst *in, uint32_t events);
 void inst_reaped(pid_t pid, int status);
+void inst_spawned(uint32_t spawn_id, pid_t pid);	/* the zygote forked it */
+void insts_zygote_lost(void);				/* every worker is gone */
 void insts_tick(time_t now);
 void insts_stop_all(void);
 int  insts_all_gone(void);

@@ -64,6 +64,30 @@ static const int worker_allowed[] = {
 #endif
 };
 
+static void
+sandbox_drop_privileges(uid_t uid, gid_t gid)
+{
+	if (uid == (uid_t)-1 || getuid() != 0)
+		return;
+	if (setgroups(0, NULL) != 0)
+		fatal("setgroups");
+	if (setresgid(gid, gid, gid) != 0)
+		fatal("setresgid(%u)", (unsigned)gid);
+	if (setresuid(uid, uid, uid) != 0)
+		fatal("setresuid(%u)", (unsigned)uid);
+	if (setuid(0) == 0)
+		fatalx("privileges were not dropped");
+}
+
+void
+sandbox_zygote_enter(uid_t uid, gid_t gid)
+{
+	sandbox_common();
+	sandbox_drop_privileges(uid, gid);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
+}
+
 void
 sandbox_worker_enter(uid_t uid, gid_t gid)
 {
@@ -72,16 +96,7 @@ sandbox_worker_enter(uid_t uid, gid_t gid)
 	int rc;
 
 	sandbox_common();
-	if (uid != (uid_t)-1 && getuid() == 0) {
-		if (setgroups(0, NULL) != 0)
-			fatal("setgroups");
-		if (setresgid(gid, gid, gid) != 0)
-			fatal("setresgid(%u)", (unsigned)gid);
-		if (setresuid(uid, uid, uid) != 0)
-			fatal("setresuid(%u)", (unsigned)uid);
-		if (setuid(0) == 0)
-			fatalx("privileges were not dropped");
-	}
+	sandbox_drop_privileges(uid, gid);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
 	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)

@@ -15,5 +15,11 @@ void sandbox_parent_enter(void);
  * no-new-privs and the default-deny seccomp allow-list.
  */
 void sandbox_worker_enter(uid_t uid, gid_t gid);
+/*
+ * The worker zygote: no core dumps, not dumpable, privileges dropped as for
+ * workers, no-new-privs. No seccomp of its own (it must fork); each worker
+ * loads its allow-list right after the fork.
+ */
+void sandbox_zygote_enter(uid_t uid, gid_t gid);
 
 #endif

@@ -31,6 +31,7 @@
 #include "parent.h"
 #include "sandbox.h"
 #include "worker.h"
+#include "zygote.h"
 
 struct vtpmd *V;
 
@@ -403,7 +404,8 @@ handle_signals(void)
 		}
 	}
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		inst_reaped(pid, status);
+		if (!zygote_reaped(pid))
+			inst_reaped(pid, status);
 }
 
 /*
@@ -462,6 +464,9 @@ event_loop(void)
 			case EV_WORKER:
 				inst_event(ev->obj, evs[i].events);
 				break;
+			case EV_ZYGOTE:
+				zygote_event();
+				break;
 			case EV_SIGNAL:
 				handle_signals();
 				break;
@@ -486,8 +491,10 @@ event_loop(void)
 		if (V->shutting_down) {
 			if (shutdown_start.tv_sec == 0)
 				shutdown_start = now;
-			if (insts_all_gone())
+			if (insts_all_gone()) {
+				zygote_stop();
 				return 0;
+			}
 			if (now.tv_sec - shutdown_start.tv_sec > 15) {
 				log_warnx("workers did not stop in time; killing them");
 				return 1;
@@ -505,8 +512,9 @@ main(int argc, char **argv)
 	int i, check_only = 0, rc;
 
 	log_init("vtpmd", LOG_LVL_INFO);
-	/* Worker role: vtpmd --worker UID:GID [-v], started by the parent only. */
-	if (argc >= 3 && strcmp(argv[1], "--worker") == 0) {
+	/* Worker roles: vtpmd --worker|--worker-zygote UID:GID [-v], started by the parent only. */
+	if (argc >= 3 && (strcmp(argv[1], "--worker") == 0 ||
+	    strcmp(argv[1], "--worker-zygote") == 0)) {
 		unsigned long u, g;
 		char *end;
 
@@ -518,6 +526,8 @@ main(int argc, char **argv)
 			fatalx("--worker wants UID:GID");
 		if (argc > 3 && strcmp(argv[3], "-v") == 0)
 			log_init("vtpmd-worker", LOG_LVL_DEBUG);
+		if (strcmp(argv[1], "--worker-zygote") == 0)
+			return zygote_main((uid_t)u, (gid_t)g);
 		return worker_main((uid_t)u, (gid_t)g);
 	}
 	if (sodium_init() < 0)
@@ -581,6 +591,8 @@ main(int argc, char **argv)
 	 * file: keyed now (or fatal); kbs: keyed later, off the event loop.
 	 */
 	keys_init();
+	if (zygote_start() != 0)
+		fatalx("cannot start the worker zygote");
 	open_listeners();
 	log_info("vtpmd %s ready (store: %s, %s)", VTPM_VERSION, V->cfg.state_dir,
 	    store_backend_name(V->store));

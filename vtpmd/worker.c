@@ -52,6 +52,7 @@ static struct worker {
 	uint8_t		*rsp;		/* libtpms response buffer */
 	uint32_t	 rsp_size;
 	int		 fresh;		/* powered on from permanent state only */
+	int		 warming;	/* zygote warm-up: state goes nowhere */
 	int		 auto_startup;	/* this session wants Startup after power-on */
 	uint8_t		 event[HCRTM_EVENT_MAX];	/* H-CRTM launch event */
 	size_t		 event_len;
@@ -170,7 +171,7 @@ cb_nvram_storedata(const unsigned char *data, uint32_t length, uint32_t tpm_numb
 {
 	uint8_t *copy;
 
-	if (strcmp(name, TPM_PERMANENT_ALL_NAME) != 0)
+	if (strcmp(name, TPM_PERMANENT_ALL_NAME) != 0 || W.warming)
 		return TPM_SUCCESS;	/* libtpms stores nothing else through us */
 	if (worker_store(IPC_BLOB_PERMANENT, data, length) != 0) {
 		W.store_failed = 1;
@@ -1081,17 +1082,16 @@ ipc_readable(void)
 	}
 }
 
-int
-worker_main(uid_t uid, gid_t gid)
+/*
+ * Library set-up shared by a worker and the zygote it may be forked from:
+ * libsodium, buffers, libtpms callbacks. With warm, also one throwaway
+ * manufacture and power-off, so that OpenSSL and libtpms have done their
+ * one-time initialisation (and self-tests) before any fork: the children
+ * share those pages instead of each paying ~5 ms and ~1 MiB for them.
+ */
+void
+worker_lib_init(int warm)
 {
-	struct pollfd pfd[2];
-	int n;
-
-	log_init("vtpmd-worker", log_get_level());
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-		fatal("PR_SET_PDEATHSIG");
-	if (getppid() == 1)
-		_exit(2);	/* the parent died before we could notice */
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0)
 		fatalx("sodium_init");
@@ -1102,6 +1102,29 @@ worker_main(uid_t uid, gid_t gid)
 	if (TPMLIB_ChooseTPMVersion(TPMLIB_TPM_VERSION_2) != TPM_SUCCESS ||
 	    TPMLIB_RegisterCallbacks(&tpm_callbacks) != TPM_SUCCESS)
 		fatalx("libtpms initialisation failed");
+	if (warm) {
+		W.warming = 1;
+		if (TPMLIB_MainInit() != TPM_SUCCESS)
+			fatalx("libtpms warm-up failed");
+		TPMLIB_Terminate();
+		W.warming = 0;
+	}
+}
+
+/* Serves one instance until the parent stops it or goes away. */
+int
+worker_run(uid_t uid, gid_t gid)
+{
+	struct pollfd pfd[2];
+	int n;
+
+	log_init("vtpmd-worker", log_get_level());
+	log_set_prefix("");
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+		fatal("PR_SET_PDEATHSIG");
+	if (getppid() == 1)
+		_exit(2);	/* the parent died before we could notice */
+	(void)prctl(PR_SET_NAME, "vtpmd-worker", 0, 0, 0);
 	sandbox_worker_enter(uid, gid);
 
 	for (;;) {
@@ -1129,4 +1152,11 @@ worker_main(uid_t uid, gid_t gid)
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
 			ipc_readable();
 	}
+}
+
+int
+worker_main(uid_t uid, gid_t gid)
+{
+	worker_lib_init(0);
+	return worker_run(uid, gid);
 }

@@ -15,5 +15,8 @@
  * code. uid/gid: the unprivileged ids to switch to when started as root.
  */
 int worker_main(uid_t uid, gid_t gid);
+/* The two halves of worker_main(), for the zygote (zygote.c). */
+void worker_lib_init(int warm);
+int worker_run(uid_t uid, gid_t gid);
 
 #endif
