@@ -5,6 +5,19 @@ E2E_TESTS := $(sort $(wildcard tests/e2e/test_*.sh))
 TEST_TOOLS :=
 include tests/fuzz/module.mk
 
+# Test tools: built by `make check`, used by the e2e scripts (defined before
+# the check rule, whose prerequisites are expanded when it is read).
+# vtpm-testclient: a channel-level guest that injects one fault (test_channel.sh).
+TEST_TOOLS += $(BUILD)/tests/vtpm-testclient
+$(BUILD)/tests/vtpm-testclient: $(BUILD)/obj/tests/tools/vtpm-testclient.o $(LIB_ATTEST) $(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_ATTEST_DEPS)
+# vtpm-storetool: moves and damages sealed blobs in a stopped vtpmd's store (test_blob_swap.sh).
+TEST_TOOLS += $(BUILD)/tests/vtpm-storetool
+$(BUILD)/tests/vtpm-storetool: $(BUILD)/obj/tests/tools/vtpm-storetool.o $(LIB_STORAGE) $(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_LMDB) $(LIB_SODIUM)
+
 check: all $(TESTS_UNIT) $(TEST_TOOLS) check-layering
 	BUILD=$(abspath $(BUILD)) tests/run-tests.sh $(TESTS_UNIT) $(FUZZ_REPLAY_SCRIPT) $(E2E_TESTS)
 include tests/bench/module.mk
