@@ -471,7 +471,45 @@ serve(void)
 	}
 }
 
-enum { OPT_SERVER = 256, OPT_SOCKET, OPT_ATTEST, OPT_MEAS, OPT_HOST, OPT_LAUNCH,
+/* --attestation: this guest's provider, and what it accepts from vtpmd. */
+#define GUEST_LAUNCH_FILE	"/run/vtpm-guest-launch-id"	/* TDX: see docs/ATTESTATION.md */
+static int attest_trust_test_ark;		/* --attestation-trust-test-ark */
+static const char *attest_cache_dir;		/* --attestation-cache-dir */
+
+static int
+guest_attest_setup(const char *kind, const uint8_t meas[ATTEST_MEASUREMENT_LEN],
+    const uint8_t host[ATTEST_HOST_DATA_LEN], const uint8_t launch[ATTEST_LAUNCH_ID_LEN])
+{
+	struct attest_provider_opts o;
+	char why[ATTEST_WHY_LEN];
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.ap_kind = kind;
+	o.ap_launch_file = GUEST_LAUNCH_FILE;
+	memcpy(o.ap_sim_measurement, meas, ATTEST_MEASUREMENT_LEN);
+	memcpy(o.ap_sim_host_data, host, ATTEST_HOST_DATA_LEN);
+	memcpy(o.ap_sim_launch_id, launch, ATTEST_LAUNCH_ID_LEN);
+	if ((rc = attest_provider_open(&o, &G.attester, why, sizeof(why))) != 0) {
+		log_warnx("--attestation %s: %s", kind, why);
+		return rc;
+	}
+	if (strcmp(kind, "sim") == 0) {
+		log_warnx("simulated attestation: this guest's evidence proves nothing, and "
+		    "vtpmd's is accepted from the public TEST chain (development and tests only)");
+		attest_trust_test_ark = 1;
+	} else if (attest_trust_test_ark) {
+		log_warnx("--attestation-trust-test-ark: vtpmd's evidence may come from the "
+		    "public TEST chain, which anyone can forge");
+	}
+	log_info("attestation: %s", attest_provider_name(G.attester));
+	G.verify.av_allow_sim = attest_trust_test_ark;
+	G.verify.av_cache_dir = attest_cache_dir;
+	return 0;
+}
+
+enum { OPT_SERVER = 256, OPT_SOCKET, OPT_ATTEST, OPT_TRUST_ARK, OPT_ACACHE, OPT_MEAS,
+	OPT_HOST, OPT_LAUNCH,
 	OPT_PIN, OPT_TIMEOUT, OPT_NORETRY };
 
 int
@@ -481,6 +519,8 @@ main(int argc, char **argv)
 		{ "server", required_argument, NULL, OPT_SERVER },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "attestation", required_argument, NULL, OPT_ATTEST },
+		{ "attestation-trust-test-ark", no_argument, NULL, OPT_TRUST_ARK },
+		{ "attestation-cache-dir", required_argument, NULL, OPT_ACACHE },
 		{ "sim-measurement", required_argument, NULL, OPT_MEAS },
 		{ "sim-host-data", required_argument, NULL, OPT_HOST },
 		{ "sim-launch-id", required_argument, NULL, OPT_LAUNCH },
@@ -504,6 +544,8 @@ main(int argc, char **argv)
 		case OPT_SERVER:	server = optarg; break;
 		case OPT_SOCKET:	G.socket_path = optarg; break;
 		case OPT_ATTEST:	attestation = optarg; break;
+		case OPT_TRUST_ARK:	attest_trust_test_ark = 1; break;
+		case OPT_ACACHE:	attest_cache_dir = optarg; break;
 		case OPT_MEAS:
 			if (attest_hex_decode(optarg, meas, sizeof(meas)) != 0)
 				fatalx("--sim-measurement: want 96 hex digits");
@@ -541,16 +583,10 @@ main(int argc, char **argv)
 		fatalx("sodium_init");
 	if (endpoint_parse(server, 0, &G.server) != 0)
 		fatalx("--server %s: not a valid endpoint", server);
-	if (strcmp(attestation, "sim") != 0)
-		fatalx("--attestation %s: only sim is available in this build", attestation);
-	log_warnx("simulated attestation: this guest's evidence proves nothing "
-	    "(development and tests only)");
 	if (!have_launch)
-		randombytes_buf(launch, sizeof(launch));	/* a new launch */
-	if ((rc = attest_provider_sim_new(meas, host, launch, &G.attester)) != 0)
-		fatalx("attestation: %s", vtpm_strerror(rc));
-	/* With simulated attestation the peer's simulated evidence is accepted too. */
-	G.verify.av_allow_sim = 1;
+		randombytes_buf(launch, sizeof(launch));	/* a new launch (sim) */
+	if ((rc = guest_attest_setup(attestation, meas, host, launch)) != 0)
+		fatalx("--attestation %s: %s", attestation, vtpm_strerror(rc));
 	G.verify.av_measurements = (const uint8_t (*)[ATTEST_MEASUREMENT_LEN])G.pinned;
 	G.verify.av_nmeasurements = (size_t)npin;
 	signal(SIGPIPE, SIG_IGN);

@@ -360,6 +360,42 @@ out:
 	return rc;
 }
 
+/*
+ * With a policy the instance comes from it alone (docs/POLICY.md): an
+ * [instance] rule names an enrolled instance, an [enrol] rule one that is
+ * created on first attach. The refusal names the claim.
+ */
+static int
+inst_by_policy(const struct attest_claims *c, struct store_instance *rec, char *why,
+    size_t whylen, int *errcode)
+{
+	char name[STORE_NAME_MAX + 1], reason[ATTEST_WHY_LEN];
+	int rc, enrol;
+
+	rc = attest_policy_match(V->policy, c, name, sizeof(name), &enrol, reason,
+	    sizeof(reason));
+	if (rc != 0) {
+		snprintf(why, whylen, "policy refuses the guest: %s", reason);
+		*errcode = ERR_POLICY;
+		return rc;
+	}
+	rc = store_inst_get(V->store, name, rec);
+	if (rc == VTPM_E_NOTFOUND && enrol) {
+		log_info("policy: enrolling instance %s", name);
+		if ((rc = inst_enroll(name, c->measurement, c->host_data, rec, why, whylen)) != 0)
+			*errcode = rc == VTPM_E_EXISTS ? ERR_POLICY : ERR_UNAVAILABLE;
+		return rc;
+	}
+	if (rc == VTPM_E_NOTFOUND) {
+		snprintf(why, whylen, "instance %s (from the policy) is not enrolled", name);
+		*errcode = ERR_NOT_ENROLLED;
+	} else if (rc != 0) {
+		snprintf(why, whylen, "store lookup of %s failed: %s", name, vtpm_strerror(rc));
+		*errcode = ERR_UNAVAILABLE;
+	}
+	return rc;
+}
+
 int
 inst_attach(struct session *s, const struct attest_claims *c, uint32_t flags,
     char *why, size_t whylen, int *errcode)
@@ -375,7 +411,10 @@ inst_attach(struct session *s, const struct attest_claims *c, uint32_t flags,
 		return VTPM_E_AGAIN;
 	}
 	batch_commit();		/* reads below must see every acknowledged write */
-	rc = store_inst_find_identity(V->store, c->measurement, c->host_data, &rec);
+	if (V->policy != NULL && (rc = inst_by_policy(c, &rec, why, whylen, errcode)) != 0)
+		return rc;
+	rc = V->policy != NULL ? 0 :
+	    store_inst_find_identity(V->store, c->measurement, c->host_data, &rec);
 	if (rc == VTPM_E_NOTFOUND) {
 		if (!V->cfg.auto_enrol) {
 			snprintf(why, whylen, "identity not enrolled");

@@ -36,6 +36,9 @@ struct config {
 	int		 have_admin;
 	const char	*attestation;		/* "sim" */
 	int		 allow_sim;
+	int		 trust_test_ark;	/* accept guests' evidence from the TEST ARK */
+	const char	*policy_file;		/* --policy (docs/POLICY.md) */
+	const char	*attest_cache_dir;	/* --attestation-cache-dir */
 	const char	*key_provider;		/* "file:PATH" or "kbs:URL" */
 	int		 allow_key_file;
 	const char	*key_resource;		/* kbs: REPO/TYPE/TAG */
@@ -107,6 +110,7 @@ struct vtpmd {
 	struct seal_kek		*kek;		/* NULL until keys_available() (keys.c) */
 	struct attest_provider	*attester;
 	struct attest_verify_cfg verify;
+	struct attest_policy	*policy;	/* --policy, or NULL */
 	struct inst_list	 insts;
 	int			 ninsts;
 	int			 nhandshakes;

@@ -40,7 +40,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 "usage: vtpmd [--config FILE] [--dev] --state-dir DIR --listen ENDPOINT [--listen ...] --admin unix:PATH\n"
-"             [--attestation sim] [--allow-sim-attestation]\n"
+"             [--attestation auto|snp|tdx|sim] [--allow-sim-attestation]\n"
+"             [--policy FILE] [--attestation-trust-test-ark] [--attestation-cache-dir DIR]\n"
 "             [--key-provider file:PATH] [--allow-key-file]\n"
 "             [--key-provider kbs:https://HOST:PORT --key-resource REPO/TYPE/TAG\n"
 "              [--kbs-ca-file PEM] [--kbs-allow-http] [--kbs-tee-key ec|rsa]]\n"
@@ -99,6 +100,7 @@ parse_banks(const char *s, uint32_t *out)
 
 enum {
 	OPT_DEV = 256, OPT_STATE_DIR, OPT_LISTEN, OPT_ADMIN, OPT_ATTESTATION,
+	OPT_POLICY, OPT_TRUST_TEST_ARK, OPT_ATTEST_CACHE,
 	OPT_ALLOW_SIM, OPT_KEY_PROVIDER, OPT_ALLOW_KEY_FILE, OPT_SIM_MEAS,
 	OPT_SIM_HOST, OPT_SIM_LAUNCH, OPT_AUTO_ENROL, OPT_PCR_BANKS, OPT_IDLE,
 	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER, OPT_WORKER_USER, OPT_CONFIG,
@@ -112,6 +114,9 @@ static const struct option longopts[] = {
 	{ "admin", required_argument, NULL, OPT_ADMIN },
 	{ "attestation", required_argument, NULL, OPT_ATTESTATION },
 	{ "allow-sim-attestation", no_argument, NULL, OPT_ALLOW_SIM },
+	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "attestation-trust-test-ark", no_argument, NULL, OPT_TRUST_TEST_ARK },
+	{ "attestation-cache-dir", required_argument, NULL, OPT_ATTEST_CACHE },
 	{ "key-provider", required_argument, NULL, OPT_KEY_PROVIDER },
 	{ "allow-key-file", no_argument, NULL, OPT_ALLOW_KEY_FILE },
 	{ "key-resource", required_argument, NULL, OPT_KEY_RESOURCE },
@@ -155,6 +160,45 @@ parse_hex_opt(const char *s, uint8_t *out, size_t len, const char *what)
 		fatalx("%s: want %zu hex digits", what, 2 * len);
 }
 
+/* Loads --policy (so that -n checks it too); a bad policy is fatal. */
+static void
+policy_load(const struct config *c)
+{
+	char why[ATTEST_WHY_LEN];
+
+	if (c->policy_file == NULL)
+		return;
+	if (attest_policy_load(c->policy_file, &V->policy, why, sizeof(why)) != 0)
+		fatalx("--policy: %s", why);
+	log_info("policy %s: %zu rules; instances come from the policy",
+	    c->policy_file, attest_policy_nrules(V->policy));
+}
+
+/* The attestation provider and what vtpmd accepts from guests. */
+static void
+attest_setup(void)
+{
+	struct attest_provider_opts o;
+	char why[ATTEST_WHY_LEN];
+
+	memset(&o, 0, sizeof(o));
+	o.ap_kind = V->cfg.attestation;
+	memcpy(o.ap_sim_measurement, V->cfg.sim_measurement, sizeof(o.ap_sim_measurement));
+	memcpy(o.ap_sim_host_data, V->cfg.sim_host_data, sizeof(o.ap_sim_host_data));
+	memcpy(o.ap_sim_launch_id, V->cfg.sim_launch_id, sizeof(o.ap_sim_launch_id));
+	if (attest_provider_open(&o, &V->attester, why, sizeof(why)) != 0)
+		fatalx("attestation provider: %s", why);
+	log_info("attestation: %s", attest_provider_name(V->attester));
+	/* --dev and --allow-sim-attestation imply trusting the TEST ARK, as before. */
+	V->verify.av_allow_sim = V->cfg.allow_sim || V->cfg.trust_test_ark;
+	V->verify.av_cache_dir = V->cfg.attest_cache_dir;
+	if (V->policy != NULL) {
+		/* The policy decides DEBUG and VMPL (its defaults: forbid, VMPL 0). */
+		V->verify.av_allow_debug = 1;
+		V->verify.av_vmpl_mask = 0xF;
+	}
+}
+
 /* Refuses anything insecure unless explicitly allowed; says loudly what --dev does. */
 static void
 check_security(struct config *c)
@@ -172,10 +216,14 @@ check_security(struct config *c)
 		if (!c->dev)
 			log_warnx("simulated attestation is trusted (--allow-sim-attestation): "
 			    "any peer can forge evidence");
-	} else {
-		fatalx("attestation backend '%s' is not available in this build "
-		    "(available: sim)", c->attestation);
+	} else if (strcmp(c->attestation, "auto") != 0 && strcmp(c->attestation, "snp") != 0 &&
+	    strcmp(c->attestation, "tdx") != 0) {
+		fatalx("--attestation %s: want auto, snp, tdx or sim", c->attestation);
 	}
+	if (c->trust_test_ark && !c->dev)
+		log_warnx("the vtpmd TEST ARK is trusted (--attestation-trust-test-ark): "
+		    "guests' sim evidence is accepted, and anyone can forge it");
+	policy_load(c);
 	if (strncmp(c->key_provider, "file:", 5) == 0) {
 		if (!c->allow_key_file)
 			fatalx("--key-provider file: is refused without --dev or "
@@ -234,6 +282,9 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 		case OPT_ADMIN:		admin = optarg; break;
 		case OPT_ATTESTATION:	c->attestation = optarg; break;
 		case OPT_ALLOW_SIM:	c->allow_sim = 1; break;
+		case OPT_POLICY:	c->policy_file = optarg; break;
+		case OPT_TRUST_TEST_ARK: c->trust_test_ark = 1; break;
+		case OPT_ATTEST_CACHE:	c->attest_cache_dir = optarg; break;
 		case OPT_KEY_PROVIDER:	c->key_provider = optarg; break;
 		case OPT_ALLOW_KEY_FILE: c->allow_key_file = 1; break;
 		case OPT_KEY_RESOURCE:	c->key_resource = optarg; break;
@@ -568,10 +619,7 @@ main(int argc, char **argv)
 	    (V->sync_batch = store_batch_new()) == NULL)
 		fatalx("out of memory");
 	open_store_and_key();
-	if ((rc = attest_provider_sim_new(V->cfg.sim_measurement, V->cfg.sim_host_data,
-	    V->cfg.sim_launch_id, &V->attester)) != 0)
-		fatalx("attestation provider: %s", vtpm_strerror(rc));
-	V->verify.av_allow_sim = V->cfg.allow_sim;
+	attest_setup();
 	if ((V->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		fatal("epoll_create1");
 	sigemptyset(&mask);
