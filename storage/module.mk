@@ -5,6 +5,9 @@
 # the store (the parent); never by a TPM worker.
 STORAGE_SRCS := storage/seal.c storage/store.c storage/store_lmdb.c storage/keyprov.c \
 	storage/keyprov_kbs.c storage/jose.c storage/rewrap.c
+# The backup/export container (keyless, also linked by vtpmctl for offline
+# verify) and the keys that MAC it (the daemon only).
+STORAGE_SRCS += storage/backup_format.c storage/backup_keys.c
 STORAGE_OBJS := $(STORAGE_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_STORAGE  := $(BUILD)/libstorage.a
 LIBS_A       += $(LIB_STORAGE)
@@ -22,3 +25,8 @@ TESTS_UNIT += $(BUILD)/tests/test_kbs
 $(BUILD)/tests/test_kbs: $(BUILD)/obj/tests/unit/storage/test_kbs.o $(LIB_STORAGE) $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_LMDB) $(LIB_JSON) $(LIB_CRYPTO) $(LIB_SODIUM)
+
+TESTS_UNIT += $(BUILD)/tests/test_backup
+$(BUILD)/tests/test_backup: $(BUILD)/obj/tests/unit/storage/test_backup.o $(LIB_STORAGE) $(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_LMDB) $(LIB_SODIUM)

@@ -408,3 +408,243 @@ bad:
 	memset(out, 0, sizeof(*out));
 	return VTPM_E_FORMAT;
 }
+
+/* ---- snapshots, the audit table, the transfer table ------------------- */
+
+int
+store_snapshot_begin(struct store *s, struct store_snapshot **out)
+{
+	if (out == NULL)
+		return VTPM_E_INVAL;
+	*out = NULL;
+	if (s == NULL)
+		return VTPM_E_INVAL;
+	return s->ops->snapshot_begin(s, out);
+}
+
+void
+store_snapshot_end(struct store_snapshot *snap)
+{
+	if (snap != NULL)
+		snap->ss_store->ops->snapshot_end(snap);
+}
+
+int
+store_snapshot_info(struct store_snapshot *snap, size_t *count, uint8_t kcv[SEAL_KCV_LEN])
+{
+	if (snap == NULL || count == NULL)
+		return VTPM_E_INVAL;
+	*count = 0;
+	return snap->ss_store->ops->snapshot_info(snap, count, kcv);
+}
+
+int
+store_snapshot_next(struct store_snapshot *snap, const char *after,
+    struct store_inst_view *out)
+{
+	int rc;
+
+	if (out == NULL)
+		return VTPM_E_INVAL;
+	memset(out, 0, sizeof(*out));
+	if (snap == NULL)
+		return VTPM_E_INVAL;
+	if (after != NULL && after[0] == '\0')
+		after = NULL;
+	if (after != NULL && strnlen(after, STORE_NAME_MAX + 1) > STORE_NAME_MAX)
+		return VTPM_E_INVAL;
+	if ((rc = snap->ss_store->ops->snapshot_next(snap, after, out)) != 0 &&
+	    rc != VTPM_E_FORMAT)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+int
+store_batch_put_audit(struct store_batch *b, const uint8_t *rec, size_t len)
+{
+	if (b == NULL || rec == NULL || len == 0 || len > STORE_AUDIT_RECORD_MAX)
+		return VTPM_E_INVAL;
+	return store_batch_add(b, STORE_OP_PUT_AUDIT, rec, len) != NULL ? 0 : VTPM_E_NOMEM;
+}
+
+int
+store_audit_list(struct store *s, uint64_t from_seq,
+    int (*cb)(uint64_t, const uint8_t *, size_t, void *), void *arg)
+{
+	if (s == NULL || cb == NULL)
+		return VTPM_E_INVAL;
+	return s->ops->audit_list(s, from_seq, cb, arg);
+}
+
+static int
+store_xfer_kind_valid(uint8_t kind)
+{
+	return kind == STORE_XFER_EXPORTED || kind == STORE_XFER_GONE ||
+	    kind == STORE_XFER_IMPORTED;
+}
+
+int
+store_batch_put_xfer(struct store_batch *b, uint8_t kind,
+    const uint8_t id[STORE_XFER_ID_LEN], const uint8_t *val, size_t len)
+{
+	struct store_op *op;
+
+	if (b == NULL || id == NULL || val == NULL || len == 0 ||
+	    len > STORE_XFER_VALUE_MAX || !store_xfer_kind_valid(kind))
+		return VTPM_E_INVAL;
+	if ((op = store_batch_add(b, STORE_OP_PUT_XFER, val, len)) == NULL)
+		return VTPM_E_NOMEM;
+	op->type = kind;
+	memcpy(op->uuid, id, STORE_XFER_ID_LEN);
+	return 0;
+}
+
+int
+store_batch_del_xfer(struct store_batch *b, uint8_t kind,
+    const uint8_t id[STORE_XFER_ID_LEN])
+{
+	struct store_op *op;
+
+	if (b == NULL || id == NULL || !store_xfer_kind_valid(kind))
+		return VTPM_E_INVAL;
+	if ((op = store_batch_add(b, STORE_OP_DEL_XFER, NULL, 0)) == NULL)
+		return VTPM_E_NOMEM;
+	op->type = kind;
+	memcpy(op->uuid, id, STORE_XFER_ID_LEN);
+	return 0;
+}
+
+int
+store_xfer_get(struct store *s, uint8_t kind, const uint8_t id[STORE_XFER_ID_LEN],
+    uint8_t *buf, size_t cap, size_t *len)
+{
+	if (len != NULL)
+		*len = 0;
+	if (s == NULL || id == NULL || len == NULL || !store_xfer_kind_valid(kind) ||
+	    (buf == NULL && cap > 0))
+		return VTPM_E_INVAL;
+	return s->ops->xfer_get(s, kind, id, buf, cap, len);
+}
+
+/* ---- the audit record format ------------------------------------------ */
+
+static const char *const store_audit_names[STORE_AUDIT_EVENT_MAX + 1] = {
+	[STORE_AUDIT_ENROL]	 = "enrol",
+	[STORE_AUDIT_ATTACH]	 = "attach",
+	[STORE_AUDIT_DETACH]	 = "detach",
+	[STORE_AUDIT_DELETE]	 = "delete",
+	[STORE_AUDIT_BACKUP]	 = "backup",
+	[STORE_AUDIT_RESTORE]	 = "restore",
+	[STORE_AUDIT_EXPORT]	 = "export",
+	[STORE_AUDIT_IMPORT]	 = "import",
+	[STORE_AUDIT_ROTATE_KEY] = "rotate-key",
+};
+
+const char *
+store_audit_event_name(uint8_t event)
+{
+	if (event == 0 || event > STORE_AUDIT_EVENT_MAX)
+		return "unknown";
+	return store_audit_names[event];
+}
+
+int
+store_audit_encode(const struct store_audit_record *r, uint8_t *out, size_t cap,
+    size_t *outlen)
+{
+	char detail[STORE_AUDIT_DETAIL_MAX];
+	size_t n, d, i;
+	struct wbuf w;
+
+	if (outlen != NULL)
+		*outlen = 0;
+	if (r == NULL || out == NULL || outlen == NULL)
+		return VTPM_E_INVAL;
+	if (r->event == 0 || r->event > STORE_AUDIT_EVENT_MAX ||
+	    (r->flags & ~STORE_AUDIT_F_FORCED) != 0)
+		return VTPM_E_INVAL;
+	n = strnlen(r->name, sizeof(r->name));
+	if (n > 0 && store_inst_name_check(r->name) != 0)
+		return VTPM_E_INVAL;
+	d = strnlen(r->detail, STORE_AUDIT_DETAIL_MAX);
+	for (i = 0; i < d; i++)
+		detail[i] = r->detail[i] >= 0x20 && r->detail[i] <= 0x7e ? r->detail[i] : '?';
+
+	wbuf_init(&w, out, cap);
+	wbuf_put_u8(&w, STORE_AUDIT_RECORD_VERSION);
+	wbuf_put_u8(&w, r->event);
+	wbuf_put_u64(&w, r->time_ms);
+	wbuf_put_u32(&w, (uint32_t)r->result);
+	wbuf_put_u32(&w, r->flags);
+	wbuf_put_u32(&w, r->actor_uid);
+	wbuf_put_u8(&w, (uint8_t)n);
+	wbuf_put_bytes(&w, r->name, n);
+	wbuf_put_bytes(&w, r->uuid, SEAL_UUID_LEN);
+	wbuf_put_u8(&w, r->has_claims ? 1 : 0);
+	if (r->has_claims) {
+		wbuf_put_bytes(&w, r->measurement, STORE_MEAS_LEN);
+		wbuf_put_bytes(&w, r->host_data, STORE_HOST_DATA_LEN);
+		wbuf_put_bytes(&w, r->launch_id, STORE_LAUNCH_ID_LEN);
+	}
+	wbuf_put_u16(&w, (uint16_t)d);
+	wbuf_put_bytes(&w, detail, d);
+	if (wbuf_end(&w, outlen) != 0) {
+		*outlen = 0;
+		return VTPM_E_TOOBIG;
+	}
+	return 0;
+}
+
+int
+store_audit_decode(const uint8_t *buf, size_t len, struct store_audit_record *out)
+{
+	struct cursor c;
+	const uint8_t *p;
+	uint8_t version, nlen, claims;
+	uint16_t dlen;
+	uint32_t result;
+	size_t i;
+
+	if (out == NULL)
+		return VTPM_E_INVAL;
+	memset(out, 0, sizeof(*out));
+	if (buf == NULL)
+		return VTPM_E_FORMAT;
+	cur_init(&c, buf, len);
+	if (cur_get_u8(&c, &version) != 0 || version != STORE_AUDIT_RECORD_VERSION ||
+	    cur_get_u8(&c, &out->event) != 0 || out->event == 0 ||
+	    out->event > STORE_AUDIT_EVENT_MAX ||
+	    cur_get_u64(&c, &out->time_ms) != 0 ||
+	    cur_get_u32(&c, &result) != 0 ||
+	    cur_get_u32(&c, &out->flags) != 0 ||
+	    (out->flags & ~STORE_AUDIT_F_FORCED) != 0 ||
+	    cur_get_u32(&c, &out->actor_uid) != 0 ||
+	    cur_get_u8(&c, &nlen) != 0 || nlen > STORE_NAME_MAX ||
+	    cur_get_ref(&c, &p, nlen) != 0 ||
+	    (nlen > 0 && store_name_check_bytes(p, nlen) != 0))
+		goto bad;
+	out->result = (int32_t)result;
+	memcpy(out->name, p, nlen);
+	out->name[nlen] = '\0';
+	if (cur_get_bytes(&c, out->uuid, SEAL_UUID_LEN) != 0 ||
+	    cur_get_u8(&c, &claims) != 0 || claims > 1)
+		goto bad;
+	out->has_claims = claims;
+	if (claims && (cur_get_bytes(&c, out->measurement, STORE_MEAS_LEN) != 0 ||
+	    cur_get_bytes(&c, out->host_data, STORE_HOST_DATA_LEN) != 0 ||
+	    cur_get_bytes(&c, out->launch_id, STORE_LAUNCH_ID_LEN) != 0))
+		goto bad;
+	if (cur_get_u16(&c, &dlen) != 0 || dlen > STORE_AUDIT_DETAIL_MAX ||
+	    cur_get_ref(&c, &p, dlen) != 0 || cur_end(&c) != 0)
+		goto bad;
+	for (i = 0; i < dlen; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			goto bad;
+	memcpy(out->detail, p, dlen);
+	out->detail[dlen] = '\0';
+	return 0;
+
+bad:
+	memset(out, 0, sizeof(*out));
+	return VTPM_E_FORMAT;
+}

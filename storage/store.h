@@ -1,11 +1,13 @@
 /*
  * store.h: the persistent store of vtpmd instances (records and sealed blobs).
  *
- * A store holds four tables:
+ * A store holds six tables:
  *   meta   store format version and the root key's key-check value (seal.h)
  *   inst   instance name -> instance record (store_inst_encode() format)
  *   ident  SHA-256(measurement || host_data) -> instance name
  *   blob   uuid(16) || type(1) -> sealed blob (seal.h "VTB1"), stored as given
+ *   audit  u64 sequence -> audit record (store_audit_encode() format)
+ *   xfer   kind(1) || id(16) -> export/import bookkeeping (see below)
  * Nothing in the store is secret in clear: records carry the data key only
  * wrapped, blobs are sealed. The store never sees a key.
  *
@@ -289,5 +291,174 @@ int store_ident_is_empty(const uint8_t meas[STORE_MEAS_LEN],
  */
 int store_rewrap_all(struct store *s, const struct seal_kek *old_kek,
     const struct seal_kek *new_kek, size_t *count) VTPM_WUR;
+
+/* ---- read snapshots (backups) ---------------------------------------- */
+
+/*
+ * A read snapshot: one consistent, immutable view of the whole store (an
+ * LMDB read transaction), for taking a backup while instances keep writing.
+ * Writers are not blocked; the snapshot pins the pages it sees, so the data
+ * file may grow while one is open: end it soon. A snapshot may be kept
+ * across calls and event-loop rounds, and used by one thread at a time.
+ */
+struct store_snapshot;		/* opaque; heap */
+
+/* One instance as the snapshot holds it. Pointers stay valid until store_snapshot_end(). */
+struct store_inst_view {
+	struct store_instance	 rec;		/* decoded and checked */
+	const uint8_t		*rec_bytes;	/* the record as stored (store_inst_encode() format) */
+	size_t			 rec_len;
+	const uint8_t		*perm;		/* sealed permanent blob, NULL if none stored */
+	size_t			 perm_len;
+	const uint8_t		*vol;		/* sealed volatile blob, NULL if none stored */
+	size_t			 vol_len;
+};
+
+/*
+ * Opens a snapshot of s. *out is owned by the caller (store_snapshot_end()).
+ * Returns 0; VTPM_E_INVAL; VTPM_E_NOMEM; VTPM_E_STORE.
+ */
+int store_snapshot_begin(struct store *s, struct store_snapshot **out) VTPM_WUR;
+
+/* Ends a snapshot; every pointer it handed out becomes invalid. NULL is a no-op. */
+void store_snapshot_end(struct store_snapshot *snap);
+
+/*
+ * The number of instance records in the snapshot, and its key-check value
+ * (kcv may be NULL). Returns 0; VTPM_E_INVAL; VTPM_E_NOTFOUND (no key-check
+ * value: a fresh store); VTPM_E_FORMAT (kcv record corrupt); VTPM_E_STORE.
+ */
+int store_snapshot_info(struct store_snapshot *snap, size_t *count,
+    uint8_t kcv[SEAL_KCV_LEN]) VTPM_WUR;
+
+/*
+ * The first instance whose name sorts (bytewise) after `after` (NULL or ""
+ * for the first of all) and its blobs, read from the snapshot. A blob whose
+ * generation the record names as 0 is not returned even if stored.
+ * Returns 0; VTPM_E_NOTFOUND (no more instances); VTPM_E_FORMAT (the next
+ * record does not decode or names another instance: its key is copied into
+ * out->rec.name when it is a valid name, so the caller can say which);
+ * VTPM_E_INVAL; VTPM_E_STORE.
+ */
+int store_snapshot_next(struct store_snapshot *snap, const char *after,
+    struct store_inst_view *out) VTPM_WUR;
+
+/* ---- the audit table -------------------------------------------------- */
+
+/*
+ * Table "audit": u64 sequence number (big-endian, from 1, assigned at
+ * commit in batch order) -> one audit record (format below). Records are
+ * only ever appended; they hold no secret (names, identities, results).
+ */
+enum store_audit_event {
+	STORE_AUDIT_ENROL	= 1,	/* an instance created (enrolled) */
+	STORE_AUDIT_ATTACH	= 2,	/* a guest attached, or was refused */
+	STORE_AUDIT_DETACH	= 3,	/* a session ended */
+	STORE_AUDIT_DELETE	= 4,
+	STORE_AUDIT_BACKUP	= 5,
+	STORE_AUDIT_RESTORE	= 6,
+	STORE_AUDIT_EXPORT	= 7,
+	STORE_AUDIT_IMPORT	= 8,
+	STORE_AUDIT_ROTATE_KEY	= 9,
+};
+#define STORE_AUDIT_EVENT_MAX	9
+
+#define STORE_AUDIT_F_FORCED	0x1u	/* the operator overrode a safety check (--force) */
+#define STORE_AUDIT_NO_UID	0xffffffffu
+#define STORE_AUDIT_DETAIL_MAX	400
+#define STORE_AUDIT_RECORD_VERSION 1
+#define STORE_AUDIT_RECORD_MAX	(2 + 8 + 4 + 4 + 4 + 1 + STORE_NAME_MAX + SEAL_UUID_LEN + 1 + \
+	STORE_MEAS_LEN + STORE_HOST_DATA_LEN + STORE_LAUNCH_ID_LEN + 2 + STORE_AUDIT_DETAIL_MAX)
+
+struct store_audit_record {
+	uint8_t		event;			/* enum store_audit_event */
+	uint64_t	time_ms;		/* unix time, milliseconds */
+	int32_t		result;			/* 0 = success, else a VTPM_E_* code */
+	uint32_t	flags;			/* STORE_AUDIT_F_* */
+	uint32_t	actor_uid;		/* operator's uid, or STORE_AUDIT_NO_UID */
+	char		name[STORE_NAME_MAX + 1];	/* instance, "" for none */
+	uint8_t		uuid[SEAL_UUID_LEN];	/* zero for none */
+	int		has_claims;		/* the guest's verified identity follows */
+	uint8_t		measurement[STORE_MEAS_LEN];
+	uint8_t		host_data[STORE_HOST_DATA_LEN];
+	uint8_t		launch_id[STORE_LAUNCH_ID_LEN];
+	char		detail[STORE_AUDIT_DETAIL_MAX + 1];	/* printable ASCII */
+};
+
+/*
+ * The audit record, version 1 (integers big-endian):
+ *   u8   version = 1
+ *   u8   event (1..STORE_AUDIT_EVENT_MAX)
+ *   u64  time_ms
+ *   u32  result (two's complement of the int32)
+ *   u32  flags (only STORE_AUDIT_F_* bits)
+ *   u32  actor_uid
+ *   u8   name length n, 0..63; n bytes name (a valid instance name if n > 0)
+ *   16   uuid
+ *   u8   has_claims, 0 or 1; if 1: 48 measurement, 32 host_data, 32 launch_id
+ *   u16  detail length d, 0..400; d bytes detail, each 0x20..0x7e
+ *   (end)
+ */
+
+/*
+ * Encodes r into out[0..cap) (cap >= STORE_AUDIT_RECORD_MAX always suffices).
+ * A detail that is too long is cut at STORE_AUDIT_DETAIL_MAX; bytes outside
+ * 0x20..0x7e are replaced by '?'. Returns 0; VTPM_E_INVAL (bad event, name
+ * or flags); VTPM_E_TOOBIG (cap).
+ */
+int store_audit_encode(const struct store_audit_record *r, uint8_t *out, size_t cap,
+    size_t *outlen) VTPM_WUR;
+
+/* Decodes a record (untrusted bytes), exact end. Returns 0 or VTPM_E_FORMAT; *out zeroed on failure. */
+int store_audit_decode(const uint8_t *buf, size_t len, struct store_audit_record *out)
+    VTPM_WUR;
+
+/* "attach", "backup", ... for an event code; "unknown" for others. */
+const char *store_audit_event_name(uint8_t event);
+
+/* Appends an encoded audit record to the batch (copied). Returns 0, VTPM_E_INVAL (len 0 or above the maximum), VTPM_E_NOMEM. */
+int store_batch_put_audit(struct store_batch *b, const uint8_t *rec, size_t len) VTPM_WUR;
+
+/*
+ * Calls cb(seq, rec, len, arg) for every audit record with sequence number
+ * >= from_seq, in order, inside one read snapshot. rec is the stored bytes
+ * (decode them); valid during the call. A nonzero return from cb stops the
+ * walk and is returned. Returns 0, cb's value, VTPM_E_INVAL, VTPM_E_STORE.
+ */
+int store_audit_list(struct store *s, uint64_t from_seq,
+    int (*cb)(uint64_t seq, const uint8_t *rec, size_t len, void *arg), void *arg)
+    VTPM_WUR;
+
+/* ---- the transfer table (exports and imports) ------------------------- */
+
+/*
+ * Table "xfer": kind(1) || id(16) -> a small value (at most
+ * STORE_XFER_VALUE_MAX bytes, the caller's format). Kinds:
+ *   STORE_XFER_EXPORTED  export id -> what was exported (at the source)
+ *   STORE_XFER_GONE      instance uuid -> the export id that moved it away
+ *   STORE_XFER_IMPORTED  export id -> what was imported (at the destination),
+ *                        so the same export is never imported twice
+ */
+#define STORE_XFER_EXPORTED	'E'
+#define STORE_XFER_GONE		'U'
+#define STORE_XFER_IMPORTED	'I'
+#define STORE_XFER_ID_LEN	16
+#define STORE_XFER_VALUE_MAX	256
+
+/* Returns 0; VTPM_E_INVAL (unknown kind, len 0 or too long); VTPM_E_NOMEM. */
+int store_batch_put_xfer(struct store_batch *b, uint8_t kind,
+    const uint8_t id[STORE_XFER_ID_LEN], const uint8_t *val, size_t len) VTPM_WUR;
+
+/* Deleting a missing entry is not an error. Returns 0, VTPM_E_INVAL, VTPM_E_NOMEM. */
+int store_batch_del_xfer(struct store_batch *b, uint8_t kind,
+    const uint8_t id[STORE_XFER_ID_LEN]) VTPM_WUR;
+
+/*
+ * Copies the value of (kind, id) into buf[0..cap) and sets *len; as
+ * store_blob_get() for a small cap. Returns 0; VTPM_E_INVAL; VTPM_E_NOTFOUND;
+ * VTPM_E_TOOBIG; VTPM_E_STORE.
+ */
+int store_xfer_get(struct store *s, uint8_t kind, const uint8_t id[STORE_XFER_ID_LEN],
+    uint8_t *buf, size_t cap, size_t *len) VTPM_WUR;
 
 #endif

@@ -27,10 +27,27 @@ struct store_ops {
 		    uint8_t *buf, size_t cap, size_t *len);
 	/* Applies b's ops in order, all or nothing. Must not change b. */
 	int	(*batch_commit)(struct store *s, const struct store_batch *b);
+	/* Read snapshots, the audit and the transfer tables (store.h). */
+	int	(*snapshot_begin)(struct store *s, struct store_snapshot **out);
+	void	(*snapshot_end)(struct store_snapshot *snap);
+	int	(*snapshot_info)(struct store_snapshot *snap, size_t *count,
+		    uint8_t kcv[SEAL_KCV_LEN]);
+	int	(*snapshot_next)(struct store_snapshot *snap, const char *after,
+		    struct store_inst_view *out);
+	int	(*audit_list)(struct store *s, uint64_t from_seq,
+		    int (*cb)(uint64_t, const uint8_t *, size_t, void *), void *arg);
+	int	(*xfer_get)(struct store *s, uint8_t kind,
+		    const uint8_t id[STORE_XFER_ID_LEN], uint8_t *buf, size_t cap,
+		    size_t *len);
 };
 
 struct store {
 	const struct store_ops *ops;
+};
+
+/* A backend's snapshot begins with this. */
+struct store_snapshot {
+	struct store	*ss_store;
 };
 
 enum store_op_kind {
@@ -39,19 +56,22 @@ enum store_op_kind {
 	STORE_OP_DEL_INST,
 	STORE_OP_PUT_BLOB,
 	STORE_OP_DEL_BLOB,
+	STORE_OP_PUT_AUDIT,	/* data = encoded record; key assigned at commit */
+	STORE_OP_PUT_XFER,	/* type = kind, uuid = id, data = value */
+	STORE_OP_DEL_XFER,	/* type = kind, uuid = id */
 };
 
 /* One recorded write. Fields not used by a kind are zero. */
 struct store_op {
 	enum store_op_kind	 kind;
 	char			 name[STORE_NAME_MAX + 1];	/* PUT_INST, DEL_INST */
-	uint8_t			 uuid[SEAL_UUID_LEN];		/* PUT_INST, *_BLOB */
-	uint8_t			 type;				/* *_BLOB */
+	uint8_t			 uuid[SEAL_UUID_LEN];		/* PUT_INST, *_BLOB; *_XFER: id */
+	uint8_t			 type;				/* *_BLOB; *_XFER: kind */
 	int			 has_ident;			/* PUT_INST: identity enrolled */
 	uint8_t			 ident[STORE_IDENT_LEN];	/* PUT_INST */
 	uint8_t			 meas[STORE_MEAS_LEN];		/* PUT_INST */
 	uint8_t			 host[STORE_HOST_DATA_LEN];	/* PUT_INST */
-	uint8_t			*data;	/* heap: kcv, encoded record, sealed blob */
+	uint8_t			*data;	/* heap: kcv, encoded record, sealed blob, audit record, xfer value */
 	size_t			 len;
 };
 
@@ -63,5 +83,7 @@ struct store_batch {
 
 /* Blob key uuid(16) || type(1). */
 #define STORE_BLOB_KEY_LEN	(SEAL_UUID_LEN + 1)
+/* Transfer key kind(1) || id(16). */
+#define STORE_XFER_KEY_LEN	(1 + STORE_XFER_ID_LEN)
 
 #endif

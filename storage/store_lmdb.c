@@ -1,7 +1,7 @@
 /*
  * store_lmdb.c: the LMDB backend of the store (store.h, store_backend.h).
- * One environment per store directory, four named databases, one write
- * transaction per batch. Trusts the arguments store.c has checked; trusts
+ * One environment per store directory, six named databases, one write
+ * transaction per batch, one read transaction per snapshot. Trusts the arguments store.c has checked; trusts
  * nothing read back from the database (records are decoded and cross-checked
  * against their keys).
  */
@@ -36,6 +36,8 @@ struct store_lmdb {
 	MDB_dbi		 db_inst;
 	MDB_dbi		 db_blob;
 	MDB_dbi		 db_ident;
+	MDB_dbi		 db_audit;
+	MDB_dbi		 db_xfer;
 	int		 lock_fd;
 	char		 dir[PATH_MAX];
 };
@@ -159,7 +161,9 @@ lmdb_open_dbs(struct store_lmdb *st)
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->db_meta)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "inst", MDB_CREATE, &st->db_inst)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "blob", MDB_CREATE, &st->db_blob)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "ident", MDB_CREATE, &st->db_ident)) != 0) {
+	    (rc = mdb_dbi_open(txn, "ident", MDB_CREATE, &st->db_ident)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "audit", MDB_CREATE, &st->db_audit)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "xfer", MDB_CREATE, &st->db_xfer)) != 0) {
 		mdb_txn_abort(txn);
 		return lmdb_err(rc, "mdb_dbi_open");
 	}
@@ -623,6 +627,58 @@ lmdb_apply_del_inst(struct store_lmdb *st, MDB_txn *txn, const struct store_op *
 	return lmdb_err(mdb_del(txn, st->db_inst, &k, NULL), "del instance");
 }
 
+/* Appends an audit record under the next sequence number. */
+static int
+lmdb_apply_put_audit(struct store_lmdb *st, MDB_txn *txn, const struct store_op *op)
+{
+	uint8_t seqkey[8];
+	uint64_t seq = 1;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, st->db_audit, &cur)) != 0)
+		return lmdb_err(rc, "mdb_cursor_open");
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	mdb_cursor_close(cur);
+	if (rc == 0) {
+		if (k.mv_size != sizeof(seqkey)) {
+			log_warnx("%s: audit table holds a bad key", st->dir);
+			return VTPM_E_FORMAT;
+		}
+		seq = be64_dec(k.mv_data) + 1;
+	} else if (rc != MDB_NOTFOUND)
+		return lmdb_err(rc, "audit last");
+	be64_enc(seqkey, seq);
+	lmdb_val(&k, seqkey, sizeof(seqkey));
+	lmdb_val(&v, op->data, op->len);
+	return lmdb_err(mdb_put(txn, st->db_audit, &k, &v, MDB_APPEND), "put audit");
+}
+
+static void
+lmdb_xfer_key(uint8_t key[STORE_XFER_KEY_LEN], uint8_t kind, const uint8_t id[STORE_XFER_ID_LEN])
+{
+	key[0] = kind;
+	memcpy(key + 1, id, STORE_XFER_ID_LEN);
+}
+
+static int
+lmdb_apply_xfer(struct store_lmdb *st, MDB_txn *txn, const struct store_op *op)
+{
+	uint8_t key[STORE_XFER_KEY_LEN];
+	MDB_val k, v;
+	int rc;
+
+	lmdb_xfer_key(key, op->type, op->uuid);
+	lmdb_val(&k, key, sizeof(key));
+	if (op->kind == STORE_OP_DEL_XFER) {
+		rc = mdb_del(txn, st->db_xfer, &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "del xfer");
+	}
+	lmdb_val(&v, op->data, op->len);
+	return lmdb_err(mdb_put(txn, st->db_xfer, &k, &v, 0), "put xfer");
+}
+
 static int
 lmdb_apply(struct store_lmdb *st, MDB_txn *txn, const struct store_op *op)
 {
@@ -650,6 +706,11 @@ lmdb_apply(struct store_lmdb *st, MDB_txn *txn, const struct store_op *op)
 		lmdb_val(&k, key, sizeof(key));
 		rc = mdb_del(txn, st->db_blob, &k, NULL);
 		return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "del blob");
+	case STORE_OP_PUT_AUDIT:
+		return lmdb_apply_put_audit(st, txn, op);
+	case STORE_OP_PUT_XFER:
+	case STORE_OP_DEL_XFER:
+		return lmdb_apply_xfer(st, txn, op);
 	}
 	return VTPM_E_INVAL;
 }
@@ -676,6 +737,206 @@ lmdb_batch_commit(struct store *s, const struct store_batch *b)
 	return 0;
 }
 
+/* ---- snapshots, audit and transfer reads ----------------------------- */
+
+struct lmdb_snapshot {
+	struct store_snapshot	 base;	/* first */
+	MDB_txn			*txn;
+};
+
+static int
+lmdb_snapshot_begin(struct store *s, struct store_snapshot **out)
+{
+	struct store_lmdb *st = lmdb_of(s);
+	struct lmdb_snapshot *sn;
+	int rc;
+
+	if ((sn = calloc(1, sizeof(*sn))) == NULL)
+		return VTPM_E_NOMEM;
+	sn->base.ss_store = s;
+	/* MDB_NOTLS: the read transaction may outlive this call and cross threads */
+	if ((rc = lmdb_begin_read(st, &sn->txn)) != 0) {
+		free(sn);
+		return rc;
+	}
+	*out = &sn->base;
+	return 0;
+}
+
+static void
+lmdb_snapshot_end(struct store_snapshot *snap)
+{
+	struct lmdb_snapshot *sn = (struct lmdb_snapshot *)snap;
+
+	mdb_txn_abort(sn->txn);
+	free(sn);
+}
+
+static int
+lmdb_snapshot_info(struct store_snapshot *snap, size_t *count, uint8_t kcv[SEAL_KCV_LEN])
+{
+	static const char kcvkey[] = LMDB_META_KCV;
+	struct lmdb_snapshot *sn = (struct lmdb_snapshot *)snap;
+	struct store_lmdb *st = lmdb_of(snap->ss_store);
+	MDB_stat ms;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_stat(sn->txn, st->db_inst, &ms)) != 0)
+		return lmdb_err(rc, "mdb_stat");
+	*count = ms.ms_entries;
+	if (kcv == NULL)
+		return 0;
+	lmdb_val(&k, kcvkey, sizeof(kcvkey) - 1);
+	if ((rc = mdb_get(sn->txn, st->db_meta, &k, &v)) != 0)
+		return lmdb_err(rc, "get kcv");
+	if (v.mv_size != SEAL_KCV_LEN) {
+		log_warnx("%s: key-check record is corrupt", st->dir);
+		return VTPM_E_FORMAT;
+	}
+	memcpy(kcv, v.mv_data, SEAL_KCV_LEN);
+	return 0;
+}
+
+/* Points *p and *n at the blob (uuid, type) in txn, or NULL/0 if there is none. */
+static int
+lmdb_blob_ref(struct store_lmdb *st, MDB_txn *txn, const uint8_t uuid[SEAL_UUID_LEN],
+    uint8_t type, const uint8_t **p, size_t *n)
+{
+	uint8_t key[STORE_BLOB_KEY_LEN];
+	MDB_val k, v;
+	int rc;
+
+	*p = NULL;
+	*n = 0;
+	lmdb_blob_key(key, uuid, type);
+	lmdb_val(&k, key, sizeof(key));
+	rc = mdb_get(txn, st->db_blob, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return lmdb_err(rc, "get blob");
+	*p = v.mv_data;
+	*n = v.mv_size;
+	return 0;
+}
+
+static int
+lmdb_snapshot_next(struct store_snapshot *snap, const char *after,
+    struct store_inst_view *out)
+{
+	struct lmdb_snapshot *sn = (struct lmdb_snapshot *)snap;
+	struct store_lmdb *st = lmdb_of(snap->ss_store);
+	char name[STORE_NAME_MAX + 1];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(sn->txn, st->db_inst, &cur)) != 0)
+		return lmdb_err(rc, "mdb_cursor_open");
+	if (after == NULL) {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	} else {
+		lmdb_val(&k, after, strlen(after));
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size == strlen(after) &&
+		    memcmp(k.mv_data, after, k.mv_size) == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0)
+		return lmdb_err(rc, "next instance");
+	if (k.mv_size < 1 || k.mv_size > STORE_NAME_MAX) {
+		log_warnx("%s: instance table holds a bad key", st->dir);
+		return VTPM_E_FORMAT;
+	}
+	memcpy(name, k.mv_data, k.mv_size);
+	name[k.mv_size] = '\0';
+	if (store_inst_name_check(name) != 0 ||
+	    store_inst_decode(v.mv_data, v.mv_size, &out->rec) != 0 ||
+	    strcmp(out->rec.name, name) != 0) {
+		memset(out, 0, sizeof(*out));
+		if (store_inst_name_check(name) == 0)
+			memcpy(out->rec.name, name, strlen(name) + 1);
+		log_warnx("%s: record of instance %s is corrupt", st->dir,
+		    out->rec.name[0] != '\0' ? out->rec.name : "(bad key)");
+		return VTPM_E_FORMAT;
+	}
+	out->rec_bytes = v.mv_data;
+	out->rec_len = v.mv_size;
+	if (out->rec.perm_gen != 0 && (rc = lmdb_blob_ref(st, sn->txn, out->rec.uuid,
+	    SEAL_BLOB_PERMANENT, &out->perm, &out->perm_len)) != 0)
+		return rc;
+	if (out->rec.vol_gen != 0 && (rc = lmdb_blob_ref(st, sn->txn, out->rec.uuid,
+	    SEAL_BLOB_VOLATILE, &out->vol, &out->vol_len)) != 0)
+		return rc;
+	return 0;
+}
+
+static int
+lmdb_audit_list(struct store *s, uint64_t from_seq,
+    int (*cb)(uint64_t, const uint8_t *, size_t, void *), void *arg)
+{
+	struct store_lmdb *st = lmdb_of(s);
+	uint8_t first[8];
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_SET_RANGE;
+	int rc;
+
+	if ((rc = lmdb_begin_read(st, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->db_audit, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_err(rc, "mdb_cursor_open");
+	}
+	be64_enc(first, from_seq);
+	lmdb_val(&k, first, sizeof(first));
+	for (;; op = MDB_NEXT) {
+		if ((rc = mdb_cursor_get(cur, &k, &v, op)) != 0) {
+			rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "list audit");
+			break;
+		}
+		if (k.mv_size != 8) {
+			log_warnx("%s: audit table holds a bad key; skipped", st->dir);
+			continue;
+		}
+		if ((rc = cb(be64_dec(k.mv_data), v.mv_data, v.mv_size, arg)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int
+lmdb_xfer_get(struct store *s, uint8_t kind, const uint8_t id[STORE_XFER_ID_LEN],
+    uint8_t *buf, size_t cap, size_t *len)
+{
+	struct store_lmdb *st = lmdb_of(s);
+	uint8_t key[STORE_XFER_KEY_LEN];
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = lmdb_begin_read(st, &txn)) != 0)
+		return rc;
+	lmdb_xfer_key(key, kind, id);
+	lmdb_val(&k, key, sizeof(key));
+	if ((rc = mdb_get(txn, st->db_xfer, &k, &v)) != 0)
+		rc = lmdb_err(rc, "get xfer");
+	else if (v.mv_size > cap) {
+		*len = v.mv_size;
+		rc = VTPM_E_TOOBIG;
+	} else {
+		memcpy(buf, v.mv_data, v.mv_size);
+		*len = v.mv_size;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 static const struct store_ops lmdb_ops = {
 	.name			= "lmdb",
 	.close			= lmdb_close,
@@ -685,4 +946,10 @@ static const struct store_ops lmdb_ops = {
 	.inst_list		= lmdb_inst_list,
 	.blob_get		= lmdb_blob_get,
 	.batch_commit		= lmdb_batch_commit,
+	.snapshot_begin		= lmdb_snapshot_begin,
+	.snapshot_end		= lmdb_snapshot_end,
+	.snapshot_info		= lmdb_snapshot_info,
+	.snapshot_next		= lmdb_snapshot_next,
+	.audit_list		= lmdb_audit_list,
+	.xfer_get		= lmdb_xfer_get,
 };

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 
 #include "endorse.h"
 #include "log.h"
+#include "ops.h"
 #include "parent.h"
 
 #define ADMIN_MAX_REQ	65536
@@ -237,9 +239,48 @@ admin_handle(json_object *req, int fd)
 	return reply;
 }
 
-/* Reads one line (bounded size and time); returns its length or -1. */
+/* One recvmsg(); a descriptor passed with the bytes (SCM_RIGHTS) goes to *passfd. */
 static ssize_t
-read_line(int fd, char *buf, size_t cap)
+recv_some(int fd, char *buf, size_t len, int *passfd)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * 4)];
+	} cm;
+	struct iovec iov = { buf, len };
+	struct msghdr msg;
+	struct cmsghdr *c;
+	ssize_t n;
+	size_t i, nfd;
+	int pfd;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	for (c = CMSG_FIRSTHDR(&msg); n >= 0 && c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < nfd; i++) {
+			memcpy(&pfd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*passfd < 0)
+				*passfd = pfd;	/* the first one; ops that take none close it */
+			else
+				close(pfd);
+		}
+	}
+	return n;
+}
+
+/*
+ * Reads one line (bounded size and time); returns its length or -1. A
+ * descriptor passed with it (backup, restore, ...: ops.h) goes to *passfd.
+ */
+static ssize_t
+read_line(int fd, char *buf, size_t cap, int *passfd)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	struct timespec start, now;
@@ -254,7 +295,7 @@ read_line(int fd, char *buf, size_t cap)
 		    (now.tv_nsec - start.tv_nsec) / 1000000);
 		if (ms <= 0 || poll(&pfd, 1, (int)ms) <= 0)
 			return -1;
-		n = read(fd, buf + have, cap - 1 - have);
+		n = recv_some(fd, buf + have, cap - 1 - have, passfd);
 		if (n <= 0)
 			return -1;
 		have += (size_t)n;
@@ -294,10 +335,11 @@ admin_accept(int lfd)
 	json_object *req, *reply;
 	json_tokener *tok;
 	ssize_t n;
-	int fd;
+	int fd, passfd;
 
 	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-		n = read_line(fd, buf, sizeof(buf));
+		passfd = -1;
+		n = read_line(fd, buf, sizeof(buf), &passfd);
 		if (n < 0) {
 			log_warnx("admin: request not read (too long, too slow or closed)");
 			reply = error_reply("request must be one JSON line of at most 64 KiB");
@@ -314,10 +356,20 @@ admin_accept(int lfd)
 				log_warnx("admin: malformed request");
 				reply = error_reply("malformed JSON request");
 			} else {
-				reply = admin_handle(req, fd);
+				/* backup, restore, export, import, audit, metrics (ops.h) */
+				switch (ops_admin(req, fd, &passfd, &reply)) {
+				case OPS_NOT_MINE:
+					reply = admin_handle(req, fd);
+					break;
+				case OPS_TAKEN:
+					reply = NULL;	/* the op answers fd later */
+					break;
+				}
 			}
 			json_object_put(req);
 		}
+		if (passfd >= 0)
+			close(passfd);
 		if (reply != NULL)
 			admin_reply(fd, reply);		/* else fd waits for a deferred reply */
 	}

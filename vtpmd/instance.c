@@ -25,6 +25,7 @@
 #include "cursor.h"
 #include "ipc.h"
 #include "log.h"
+#include "ops.h"
 #include "parent.h"
 #include "proto.h"
 #include "worker.h"
@@ -93,6 +94,10 @@ inst_kill(struct inst *in, const char *why)
 	if (in->state == I_DEAD)
 		return;
 	log_warnx("instance %s: worker %d killed: %s", in->rec.name, (int)in->pid, why);
+	if (in->state == I_ACTIVE)	/* its guest's session ends here */
+		(void)audit_log(NULL, STORE_AUDIT_DETACH, VTPM_E_CLOSED, 0, STORE_AUDIT_NO_UID,
+		    in->rec.name, in->rec.uuid, &in->claims, "session ended: worker killed: %s",
+		    why);
 	if (in->pid > 0)
 		kill(in->pid, SIGKILL);
 	if (in->ev.fd >= 0) {
@@ -242,6 +247,10 @@ inst_enroll(const char *name, const uint8_t meas[48], const uint8_t host[32],
 	}
 	store_batch_reset(V->sync_batch);
 	if ((rc = store_batch_put_inst(V->sync_batch, &rec)) != 0 ||
+	    (rc = audit_log(V->sync_batch, STORE_AUDIT_ENROL, 0, 0, STORE_AUDIT_NO_UID,
+	    rec.name, rec.uuid, NULL, "enrolled: measurement %02x%02x%02x%02x..., host data "
+	    "%02x%02x%02x%02x...", meas[0], meas[1], meas[2], meas[3], host[0], host[1],
+	    host[2], host[3])) != 0 ||
 	    (rc = store_batch_commit(V->store, V->sync_batch)) != 0) {
 		store_batch_reset(V->sync_batch);
 		snprintf(why, whylen, "could not store the new instance: %s",
@@ -435,6 +444,11 @@ inst_attach(struct session *s, const struct attest_claims *c, uint32_t flags,
 		*errcode = ERR_FENCED;
 		return VTPM_E_FENCED;
 	}
+	if (ops_attach_blocked(rec.name)) {
+		snprintf(why, whylen, "instance %s is being exported", rec.name);
+		*errcode = ERR_BUSY;
+		return VTPM_E_BUSY;
+	}
 	if ((in = inst_find(rec.name)) != NULL) {
 		if (in->state != I_IDLE) {
 			snprintf(why, whylen, "instance %s already has a live session "
@@ -537,6 +551,11 @@ inst_handoff(struct inst *in, struct session *s)
 	log_info("session %u: attached to instance %s (%s)", session_id(s), in->rec.name,
 	    in->pending_how == ATTACHED_RESUMED ? "resumed" :
 	    in->pending_how == ATTACHED_NEW ? "new" : "power-on");
+	metrics_attach_ok(in->pending_how);
+	(void)audit_log(NULL, STORE_AUDIT_ATTACH, 0, 0, STORE_AUDIT_NO_UID, in->rec.name,
+	    in->rec.uuid, &in->claims, "session %u: %s", session_id(s),
+	    in->pending_how == ATTACHED_RESUMED ? "resumed" :
+	    in->pending_how == ATTACHED_NEW ? "new TPM" : "powered on");
 	session_done(s);	/* closes the parent's copy of the fd */
 }
 
@@ -630,11 +649,16 @@ batch_abort(int rc)
 void
 batch_commit(void)
 {
+	struct timespec t0, t1;
 	int i, rc;
 
-	if (V->nbatch_insts == 0)
+	if (V->nbatch_insts == 0 && !audit_pending())
 		return;
+	audit_flush(V->batch);	/* queued audit records ride along (ops.h) */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = store_batch_commit(V->store, V->batch);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	metrics_commit(&t0, &t1, V->nbatch_insts, rc == 0);
 	if (rc != 0)
 		log_warnx("group commit of %d state blobs failed: %s", V->nbatch_insts,
 		    vtpm_strerror(rc));
@@ -693,10 +717,19 @@ handle_msg(struct inst *in, uint8_t type, const uint8_t *body, size_t len)
 	}
 	case IPC_SESSION_END:
 		log_info("instance %s: session ended (reason %u)", in->rec.name, body[0]);
+		metrics_session_end(body[0]);
+		(void)audit_log(NULL, STORE_AUDIT_DETACH, 0, 0, STORE_AUDIT_NO_UID, in->rec.name,
+		    in->rec.uuid, &in->claims, "session ended: %s", body[0] == END_DETACH ?
+		    "guest detached" : body[0] == END_PEER_CLOSED ? "guest closed" :
+		    body[0] == END_KICKED ? "ended by vtpmd" : body[0] == END_BAD_FRAME ?
+		    "bad frame from the guest" : "I/O error");
 		if (in->state == I_ACTIVE) {
 			in->state = I_IDLE;
 			time(&in->idle_since);
 		}
+		return 0;
+	case IPC_STATS:
+		metrics_commands(be32_dec(body));
 		return 0;
 	case IPC_STOPPED:
 		log_info("instance %s: stopped (volatile state %s)", in->rec.name,
@@ -870,6 +903,8 @@ inst_delete(const char *name, char *why, size_t whylen)
 		inst_kill(in, "instance deleted");
 	store_batch_reset(V->sync_batch);
 	if ((rc = store_batch_del_inst(V->sync_batch, name)) != 0 ||
+	    (rc = audit_log(V->sync_batch, STORE_AUDIT_DELETE, 0, 0, STORE_AUDIT_NO_UID,
+	    name, rec.uuid, NULL, "deleted; its data key is destroyed")) != 0 ||
 	    (rc = store_batch_commit(V->store, V->sync_batch)) != 0) {
 		store_batch_reset(V->sync_batch);
 		snprintf(why, whylen, "delete failed: %s", vtpm_strerror(rc));
@@ -878,4 +913,21 @@ inst_delete(const char *name, char *why, size_t whylen)
 	store_batch_reset(V->sync_batch);
 	log_info("instance %s deleted (its data key is destroyed)", name);
 	return 0;
+}
+
+int
+inst_end_worker(const char *name, int graceful, const char *why)
+{
+	struct inst *in = inst_find(name);
+
+	if (in == NULL)
+		return 0;
+	if (graceful && (in->state == I_IDLE || in->state == I_ACTIVE)) {
+		log_info("instance %s: asking its worker to save its state and stop: %s",
+		    name, why);
+		inst_stop(in);
+	} else if (!graceful || in->state == I_STARTING) {
+		inst_kill(in, why);
+	}
+	return inst_find(name) != NULL;
 }

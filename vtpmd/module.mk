@@ -3,6 +3,8 @@
 # no storage, key or attestation symbols; parent objects no libtpms symbol.
 VTPMD_PARENT_SRCS := vtpmd/vtpmd.c vtpmd/session.c vtpmd/instance.c vtpmd/admin.c vtpmd/config.c vtpmd/endorse.c
 VTPMD_PARENT_SRCS += vtpmd/keys.c
+# Operators (issue 7): backup/verify/restore, export/import, audit log, metrics.
+VTPMD_PARENT_SRCS += vtpmd/backup.c vtpmd/migrate.c vtpmd/audit.c vtpmd/metrics.c
 VTPMD_WORKER_SRCS := vtpmd/worker.c vtpmd/zygote.c
 VTPMD_COMMON_SRCS := vtpmd/ipc.c vtpmd/sandbox.c
 VTPMD_PARENT_OBJS := $(VTPMD_PARENT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -17,7 +19,10 @@ $(BUILD)/vtpmd: $(VTPMD_PARENT_OBJS) $(VTPMD_WORKER_OBJS) $(VTPMD_COMMON_OBJS) \
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_TPMS) $(LIB_LMDB) $(LIB_JSON) $(LIB_SECCOMP) \
 		$(LIB_CRYPTO) $(LIB_SODIUM)
 
+# vtpmctl_ops.o: backup, verify, restore, export, import, audit, metrics; it
+# takes only the keyless backup-format parser from libstorage (offline verify).
 $(BUILD)/vtpmctl: $(BUILD)/obj/vtpmd/vtpmctl.o $(BUILD)/obj/vtpmd/vtpmctl_verify.o \
+		$(BUILD)/obj/vtpmd/vtpmctl_ops.o $(LIB_STORAGE) \
 		$(LIB_ATTEST) $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_ATTEST_DEPS)

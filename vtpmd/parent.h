@@ -59,10 +59,12 @@ struct config {
 	const char	*worker_user;		/* workers run as this user when vtpmd is root */
 	uid_t		 worker_uid;
 	gid_t		 worker_gid;
+	const char	*migration_key_provider;	/* export/import (migrate.c); NULL = off */
+	const char	*metrics_listen;	/* tcp:127.0.0.1:PORT (metrics.c); NULL = off */
 };
 
 /* Event-loop registration: every fd in epoll points at one of these. */
-enum ev_kind { EV_LISTEN, EV_ADMIN, EV_SESSION, EV_WORKER, EV_SIGNAL, EV_KEYS, EV_ZYGOTE };
+enum ev_kind { EV_LISTEN, EV_ADMIN, EV_SESSION, EV_WORKER, EV_SIGNAL, EV_KEYS, EV_METRICS, EV_ZYGOTE };
 struct ev {
 	enum ev_kind	 kind;
 	int		 fd;
@@ -157,6 +159,13 @@ int  inst_enroll(const char *name, const uint8_t meas[48], const uint8_t host[32
     struct store_instance *out, char *why, size_t whylen);
 struct inst *inst_find(const char *name);
 const char *inst_state_name(enum inst_state st);
+/*
+ * Ends the worker of instance name, if one runs: hard (killed, its TPM state
+ * in memory dropped) or, with graceful, asked to save its volatile state and
+ * stop. Returns 0 once no worker runs, 1 while a graceful stop is under way
+ * (inst_find() becomes NULL when it is done).
+ */
+int  inst_end_worker(const char *name, int graceful, const char *why);
 
 /* admin.c */
 void admin_accept(int lfd);

@@ -30,6 +30,7 @@
 #include "cursor.h"
 #include "log.h"
 #include "noise.h"
+#include "ops.h"
 #include "parent.h"
 #include "proto.h"
 
@@ -74,6 +75,9 @@ session_fail(struct session *s, int code, const char *why)
 
 	log_warnx("session %u closed: %s", s->id, why);
 	if (s->state >= S_EVIDENCE && code != 0) {
+		metrics_attach_failed(code);
+		if (s->state >= S_ATTACH)	/* the claims are verified: audit the refusal */
+			audit_attach_refused(&s->claims, code, why);
 		if (n > 200)
 			n = 200;
 		be32_enc(out, (uint32_t)code);

@@ -15,6 +15,10 @@
 #include <json-c/json.h>
 
 int vtpmctl_verify_evidence(int argc, char **argv);	/* vtpmctl_verify.c */
+/* vtpmctl_ops.c: backup, verify, restore, export, import, audit, metrics */
+int ctl_ops_is_cmd(const char *cmd);
+int ctl_ops_main(const char *admin, int json, int argc, char **argv);
+void ctl_ops_usage(FILE *f);
 
 #define DEFAULT_ADMIN	"/run/vtpmd/admin.sock"
 
@@ -34,6 +38,7 @@ usage(FILE *f)
 "  ca show                      the vtpmd EK CA certificate (PEM)\n"
 "  ca evidence                  vtpmd's evidence binding the CA key (base64 envelope;\n"
 "                               --json adds report_data and the certificate)\n");
+	ctl_ops_usage(f);
 }
 
 static json_object *
@@ -136,6 +141,8 @@ main(int argc, char **argv)
 	cmd = argv[optind++];
 	if (strcmp(cmd, "verify-evidence") == 0)	/* offline: no admin socket */
 		return vtpmctl_verify_evidence(argc - optind + 1, argv + optind - 1);
+	if (ctl_ops_is_cmd(cmd))	/* its own options and arguments */
+		return ctl_ops_main(admin, json, argc - optind + 1, argv + optind - 1);
 	/* Options may also follow the command. */
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "keyprov.h"
 #include "log.h"
+#include "ops.h"
 #include "parent.h"
 #include "sandbox.h"
 #include "worker.h"
@@ -48,6 +49,7 @@ usage(FILE *f)
 "             [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
 "             [--auto-enrol] [--pcr-banks LIST] [--idle-timeout SEC]\n"
 "             [--max-handshakes N] [--store-map-size MIB] [--worker-user USER] [-n] [-v]\n"
+"             [--migration-key-provider file:PATH] [--metrics-listen tcp:127.0.0.1:PORT]\n"
 "Endpoints: unix:PATH, vsock:PORT, tcp:127.0.0.1:PORT.\n"
 "--dev: development mode. Simulated attestation, a local key file in the state\n"
 "directory, auto-enrolment. NOT FOR PRODUCTION. See vtpmd(8).\n");
@@ -105,6 +107,7 @@ enum {
 	OPT_SIM_HOST, OPT_SIM_LAUNCH, OPT_AUTO_ENROL, OPT_PCR_BANKS, OPT_IDLE,
 	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER, OPT_WORKER_USER, OPT_CONFIG,
 	OPT_KEY_RESOURCE, OPT_KBS_CA_FILE, OPT_KBS_ALLOW_HTTP, OPT_KBS_TEE_KEY,
+	OPT_MIGRATION_KP, OPT_METRICS_LISTEN,
 };
 
 static const struct option longopts[] = {
@@ -135,6 +138,8 @@ static const struct option longopts[] = {
 	{ "unsafe-nosync", no_argument, NULL, OPT_NOSYNC },
 	{ "worker-user", required_argument, NULL, OPT_WORKER_USER },
 	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "migration-key-provider", required_argument, NULL, OPT_MIGRATION_KP },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -312,6 +317,8 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 		case OPT_NOSYNC:	c->nosync = 1; break;
 		case OPT_WORKER_USER:	c->worker_user = optarg; break;
 		case OPT_CONFIG:	break;	/* consumed by config_expand_args() */
+		case OPT_MIGRATION_KP:	c->migration_key_provider = optarg; break;
+		case OPT_METRICS_LISTEN: c->metrics_listen = optarg; break;
 		case 'n':		*check_only = 1; break;
 		case 'v':		c->verbose = 1; log_init("vtpmd", LOG_LVL_DEBUG); break;
 		case 'h':		usage(stdout); exit(0);
@@ -447,6 +454,7 @@ handle_signals(void)
 				V->shutting_down = 1;
 				close_listeners();
 				sessions_close_all();
+				ops_shutdown();
 				insts_stop_all();
 			}
 			break;
@@ -495,7 +503,8 @@ event_loop(void)
 	int i, n, notified = 0;
 
 	for (;;) {
-		n = epoll_wait(V->epfd, evs, 64, 250);
+		/* a long operator operation (ops.h) runs in slices: no sleeping meanwhile */
+		n = epoll_wait(V->epfd, evs, 64, ops_busy() ? 0 : 250);
 		if (n < 0 && errno != EINTR)
 			fatal("epoll_wait");
 		for (i = 0; i < n; i++) {
@@ -524,6 +533,9 @@ event_loop(void)
 			case EV_KEYS:
 				keys_event();
 				break;
+			case EV_METRICS:
+				metrics_http_event(ev);
+				break;
 			}
 		}
 		if (!notified && keys_available()) {
@@ -532,6 +544,7 @@ event_loop(void)
 		}
 		/* Group commit: every store received in this round, one transaction. */
 		batch_commit();
+		ops_run();
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec != last.tv_sec) {
 			last = now;
@@ -639,6 +652,7 @@ main(int argc, char **argv)
 	 * file: keyed now (or fatal); kbs: keyed later, off the event loop.
 	 */
 	keys_init();
+	ops_init();		/* migration key provider, metrics endpoint */
 	if (zygote_start() != 0)
 		fatalx("cannot start the worker zygote");
 	open_listeners();
