@@ -204,7 +204,7 @@ claims_json(const struct attest_claims *c, int rd_checked)
 	} else {
 		const struct attest_tdx_claims *d = &c->tdx;
 		json_object *col = json_object_new_object();
-		char name[8];
+		char name[16];
 
 		t = json_object_new_object();
 		json_object_object_add(t, "version", json_object_new_int(d->version));
