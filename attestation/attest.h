@@ -75,7 +75,7 @@ struct attest_snp_tcb {
 #define ATTEST_CF_NO_TIME_CHECK	0x0002	/* certificate validity periods were not checked */
 #define ATTEST_CF_BOUND		0x0004	/* report data checked against this session */
 #define ATTEST_CF_TURIN_LAYOUT	0x0008	/* SNP TCBs decoded with the Turin byte layout */
-#define ATTEST_CF_MIGRATION_AGENT 0x0010 /* SNP: REPORT_ID_MA is set; launch_id is it */
+#define ATTEST_CF_MIGRATION_AGENT 0x0010 /* SNP: REPORT_ID_MA is set (a migration agent) */
 #define ATTEST_CF_TDX_TCBINFO	0x0100	/* TDX: platform TCB evaluated against tcbInfo */
 #define ATTEST_CF_TDX_TCBINFO_SIG 0x0200 /* TDX: tcbInfo signature verified */
 #define ATTEST_CF_TDX_QEID	0x0400	/* TDX: QE report evaluated against QE identity */
@@ -141,9 +141,8 @@ struct attest_snp_claims {
  *   measurement  SNP MEASUREMENT; TDX MRTD
  *   host_data    SNP HOST_DATA; TDX SHA-256("vtpmd-tdx-host-data-v1" ||
  *                MRCONFIGID || MROWNER || MROWNERCONFIG)
- *   launch_id    distinguishes launches: SNP REPORT_ID (REPORT_ID_MA when a
- *                migration agent is bound, so it survives migration); TDX the
- *                launch nonce from the envelope (zero for a bare quote)
+ *   launch_id    distinguishes launches: SNP REPORT_ID; TDX the launch nonce
+ *                from the envelope (zero for a bare quote)
  *   report_data  after attest_evidence_verify(): the session binding value
  *                that was checked; after attest_snp_verify()/_tdx_verify():
  *                the raw REPORT_DATA field

@@ -23,6 +23,8 @@
 #define SEV_GUEST_DEFAULT	"/dev/sev-guest"
 #define OUTBLOB_MAX		(ATTEST_MAX_EVIDENCE)
 #define CERTS_MAX		(64 * 1024)
+/* The kernel refuses certs_len above SEV_FW_BLOB_MAX_SIZE (16 KiB). */
+#define SEV_CERTS_LEN		(16 * 1024)
 
 /*
  * /dev/sev-guest ABI (include/uapi/linux/sev-guest.h), defined here so the
@@ -384,7 +386,8 @@ sev_guest_get(struct attest_provider *p, const uint8_t rd[64], uint8_t report[11
 	struct vt_snp_guest_request_ioctl io;
 	struct cursor cur;
 	uint32_t status, size;
-	uint32_t clen_req = (uint32_t)(certcap & ~(size_t)4095);
+	uint32_t clen_req = (uint32_t)((certcap < SEV_CERTS_LEN ? certcap : SEV_CERTS_LEN) &
+	    ~(size_t)4095);
 	int fd, r, ext = 1, saved;
 
 	*clen = 0;
@@ -407,11 +410,11 @@ sev_guest_get(struct attest_provider *p, const uint8_t rd[64], uint8_t report[11
 			break;
 		saved = errno;
 		if (ext && (io.exitinfo2 >> 32) == VT_VMM_ERR_INVALID_LEN) {
-			/* The host needs ereq.certs_len bytes; ours is CERTS_MAX. */
+			/* The host needs ereq.certs_len bytes, more than the kernel allows. */
 			close(fd);
 			return attest_fail(p->err, sizeof(p->err), VTPM_E_TOOBIG,
-			    "%s: the host's certificates need %u bytes, more than %zu",
-			    p->sev_dev, ereq.certs_len, certcap);
+			    "%s: the host's certificates need %u bytes, more than %u",
+			    p->sev_dev, ereq.certs_len, clen_req);
 		}
 		if ((io.exitinfo2 >> 32) == VT_VMM_ERR_BUSY) {
 			close(fd);
