@@ -143,8 +143,8 @@ chan_read_frame(struct chan *ch, const uint8_t **frame, size_t *len)
 		}
 		want = ch->exact ? need - ch->rhave : 2 + CHAN_MAX_FRAME - ch->rhave;
 		n = read(ch->fd, ch->rbuf + ch->rhave, want);
-		if (n == 0)
-			return VTPM_E_CLOSED;
+		if (n == 0)	/* a frame cut short is not a clean close */
+			return ch->rhave > 0 ? VTPM_E_SHORT : VTPM_E_CLOSED;
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

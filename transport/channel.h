@@ -49,7 +49,8 @@ int chan_has_buffered(const struct chan *ch);
 /*
  * Reads from the fd (which may be non-blocking). Returns 1 and points
  * frame and len at a complete frame (valid until the next call), 0 if more
- * bytes are needed (EAGAIN), VTPM_E_CLOSED on EOF, VTPM_E_FORMAT on a zero
+ * bytes are needed (EAGAIN), VTPM_E_CLOSED on EOF between frames,
+ * VTPM_E_SHORT on EOF inside a frame (truncated), VTPM_E_FORMAT on a zero
  * length, VTPM_E_IO on a read error.
  */
 int chan_read_frame(struct chan *ch, const uint8_t **frame, size_t *len) VTPM_WUR;

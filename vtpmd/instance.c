@@ -74,6 +74,13 @@ inst_find(const char *name)
 	return NULL;
 }
 
+/*
+ * Retires an instance: off the list at once, freed by insts_bury() at the
+ * end of the event-loop round, since an event for it may still be pending
+ * in the same epoll batch.
+ */
+static struct inst_list graveyard = TAILQ_HEAD_INITIALIZER(graveyard);
+
 static void
 inst_free(struct inst *in)
 {
@@ -82,9 +89,23 @@ inst_free(struct inst *in)
 	if (in->dek != NULL) {
 		sodium_memzero(in->dek, SEAL_KEY_LEN);
 		sodium_free(in->dek);
+		in->dek = NULL;
 	}
-	sodium_memzero(in, sizeof(*in));
-	free(in);
+	in->state = I_DEAD;
+	in->ev.fd = -1;
+	TAILQ_INSERT_TAIL(&graveyard, in, entry);
+}
+
+void
+insts_bury(void)
+{
+	struct inst *in;
+
+	while ((in = TAILQ_FIRST(&graveyard)) != NULL) {
+		TAILQ_REMOVE(&graveyard, in, entry);
+		sodium_memzero(in, sizeof(*in));
+		free(in);
+	}
 }
 
 /* Stops listening to a worker and makes sure it is gone; freed once reaped. */
@@ -323,20 +344,35 @@ inst_start(struct inst *in, const struct attest_claims *c, char *why, size_t why
 {
 	struct store_instance rec = in->rec;
 	size_t plen = 0, vlen = 0;
-	uint8_t *vol = NULL;
+	uint8_t *vol = NULL, *perm = NULL;
 	int rc, resume = 0;
 
+	/*
+	 * Open everything before changing anything: a blob that does not
+	 * open refuses the attach and leaves the store (and the volatile
+	 * state a retry of the same launch may still need) as it was.
+	 */
+	if (rec.perm_gen > 0 && (rc = load_blob(&rec, in->dek, SEAL_BLOB_PERMANENT,
+	    rec.perm_gen, &plen, why, whylen)) != 0)
+		goto out;
+	if (plen > 0) {
+		if ((perm = sodium_malloc(plen)) == NULL)
+			fatalx("out of memory");
+		memcpy(perm, plainbuf, plen);
+		sodium_memzero(plainbuf, plen);
+	}
 	if (rec.vol_gen > 0 && sodium_memcmp(rec.vol_launch_id, c->launch_id,
 	    sizeof(rec.vol_launch_id)) == 0) {
 		if ((rc = load_blob(&rec, in->dek, SEAL_BLOB_VOLATILE, rec.vol_gen,
 		    &vlen, why, whylen)) != 0)
-			return rc;
+			goto out;
 		if ((vol = sodium_malloc(vlen)) == NULL)
 			fatalx("out of memory");
 		memcpy(vol, plainbuf, vlen);
 		sodium_memzero(plainbuf, vlen);
 		resume = 1;
 	}
+	/* The volatile state is single-use: consumed before the worker runs. */
 	if (rec.vol_gen > 0) {
 		rec.vol_gen = 0;
 		memset(rec.vol_launch_id, 0, sizeof(rec.vol_launch_id));
@@ -352,16 +388,16 @@ inst_start(struct inst *in, const struct attest_claims *c, char *why, size_t why
 		store_batch_reset(V->sync_batch);
 		in->rec = rec;
 	}
-	if (rec.perm_gen > 0 && (rc = load_blob(&rec, in->dek, SEAL_BLOB_PERMANENT,
-	    rec.perm_gen, &plen, why, whylen)) != 0)
-		goto out;
 	in->pending_how = resume ? ATTACHED_RESUMED :
 	    rec.perm_gen == 0 ? ATTACHED_NEW : ATTACHED_POWERED_ON;
-	rc = inst_spawn(in, plainbuf, plen, vol, vlen, rec.perm_gen == 0);
+	rc = inst_spawn(in, perm, plen, vol, vlen, rec.perm_gen == 0);
 	if (rc != 0)
 		snprintf(why, whylen, "could not start a worker: %s", vtpm_strerror(rc));
 out:
-	sodium_memzero(plainbuf, plen);
+	if (perm != NULL) {
+		sodium_memzero(perm, plen);
+		sodium_free(perm);
+	}
 	if (vol != NULL) {
 		sodium_memzero(vol, vlen);
 		sodium_free(vol);
@@ -833,9 +869,9 @@ inst_reaped(pid_t pid, int status)
 		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
 			log_warnx("instance %s: worker %d exited with status %d",
 			    in->rec.name, (int)pid, WEXITSTATUS(status));
-		in->pid = 0;
 		if (in->state != I_DEAD)
 			inst_kill(in, "worker exited");
+		in->pid = 0;
 		if (!in->store_pending)
 			inst_free(in);
 		return;

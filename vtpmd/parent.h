@@ -149,6 +149,7 @@ void inst_handoff(struct inst *in, struct session *s);
 void inst_event(struct inst *in, uint32_t events);
 void inst_reaped(pid_t pid, int status);
 void inst_spawned(uint32_t spawn_id, pid_t pid);	/* the zygote forked it */
+void insts_bury(void);			/* frees instances retired this round */
 void insts_zygote_lost(void);				/* every worker is gone */
 void insts_tick(time_t now);
 void insts_stop_all(void);

@@ -4,6 +4,7 @@
  * Trusts nothing: a worker's allow-list is default-deny (kill the process).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -77,6 +78,11 @@ sandbox_drop_privileges(uid_t uid, gid_t gid)
 		fatal("setresuid(%u)", (unsigned)uid);
 	if (setuid(0) == 0)
 		fatalx("privileges were not dropped");
+	/* A credential change clears the parent-death signal: set it again. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+		fatal("prctl(PR_SET_PDEATHSIG)");
+	if (getppid() == 1)
+		_exit(2);	/* the parent is already gone */
 }
 
 void

@@ -228,6 +228,10 @@ session_attach(struct session *s, const uint8_t *body, size_t len)
 		session_fail(s, ERR_PROTOCOL, "unsupported protocol version");
 		return;
 	}
+	if (s->attach_flags & ~(uint32_t)ATTACH_F_AUTO_STARTUP) {
+		session_fail(s, ERR_PROTOCOL, "unknown ATTACH flags");
+		return;
+	}
 	if (V->shutting_down) {
 		session_fail(s, ERR_SHUTTING_DOWN, "vtpmd is shutting down");
 		return;
@@ -296,6 +300,7 @@ session_event(struct session *s, uint32_t events)
 			return;
 		if (rc < 0) {
 			session_fail(s, 0, rc == VTPM_E_CLOSED ? "peer closed during handshake" :
+			    rc == VTPM_E_SHORT ? "truncated frame" :
 			    rc == VTPM_E_FORMAT ? "zero-length frame" : "read error");
 			return;
 		}

@@ -500,6 +500,7 @@ event_loop(void)
 {
 	struct epoll_event evs[64];
 	struct timespec now, last = { 0, 0 }, shutdown_start = { 0, 0 };
+	int zyg_pending, sig_pending;
 	int i, n, notified = 0;
 
 	for (;;) {
@@ -507,6 +508,7 @@ event_loop(void)
 		n = epoll_wait(V->epfd, evs, 64, ops_busy() ? 0 : 250);
 		if (n < 0 && errno != EINTR)
 			fatal("epoll_wait");
+		zyg_pending = sig_pending = 0;
 		for (i = 0; i < n; i++) {
 			struct ev *ev = evs[i].data.ptr;
 
@@ -524,11 +526,15 @@ event_loop(void)
 			case EV_WORKER:
 				inst_event(ev->obj, evs[i].events);
 				break;
+			/*
+			 * Handled after the batch: they may free instances and
+			 * sessions whose events are still later in evs[].
+			 */
 			case EV_ZYGOTE:
-				zygote_event();
+				zyg_pending = 1;
 				break;
 			case EV_SIGNAL:
-				handle_signals();
+				sig_pending = 1;
 				break;
 			case EV_KEYS:
 				keys_event();
@@ -542,8 +548,13 @@ event_loop(void)
 			notify_ready();		/* keyed: guests are served from now on */
 			notified = 1;
 		}
+		if (zyg_pending)
+			zygote_event();
+		if (sig_pending)
+			handle_signals();
 		/* Group commit: every store received in this round, one transaction. */
 		batch_commit();
+		insts_bury();
 		ops_run();
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec != last.tv_sec) {

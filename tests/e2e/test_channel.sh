@@ -58,8 +58,8 @@ fault garbage-evidence closed "$PARENT_AUTH" --garbage-frame 1
 fault garbage-command closed "$WORKER_AUTH" --garbage-frame 3
 fault zero-evidence   closed 'session [0-9]+ closed: zero-length frame' --zero-frame 1
 fault zero-command    closed 'vtpmd-worker.*session read: malformed message' --zero-frame 3
-fault truncate-evidence closed 'session [0-9]+ closed: peer closed during handshake' --truncate=1
-fault truncate-command closed 'vtpmd-worker.*guest closed the session' --truncate=3
+fault truncate-evidence closed 'session [0-9]+ closed: truncated frame' --truncate=1
+fault truncate-command closed 'vtpmd-worker.*session read: message truncated' --truncate=3
 fault tamper-hs       closed 'session [0-9]+ closed: bad handshake message 3' --tamper-hs
 fault evidence-for-other-session refused \
 	'guest evidence refused: report data does not match this session' \

@@ -55,11 +55,11 @@ attack listen-4k-random-then-eof "$L" "$V" 'session [0-9]+ closed: ' \
 	rand 4096 shut closed 5
 attack listen-zero-length "$L" "$V" 'session [0-9]+ closed: zero-length frame' \
 	send 0000 closed 5
-attack listen-65535-short-body-eof "$L" "$V" 'session [0-9]+ closed: peer closed during handshake' \
+attack listen-65535-short-body-eof "$L" "$V" 'session [0-9]+ closed: truncated frame' \
 	send ffff rand 10 shut closed 5
 attack listen-65535-random-body "$L" "$V" 'session [0-9]+ closed: bad handshake message 1' \
 	send ffff rand 65535 closed 5
-attack listen-1-byte-then-eof "$L" "$V" 'session [0-9]+ closed: peer closed during handshake' \
+attack listen-1-byte-then-eof "$L" "$V" 'session [0-9]+ closed: truncated frame' \
 	send 00 shut closed 5
 attack listen-low-order-key "$L" "$V" 'session [0-9]+ closed: bad handshake message 1' \
 	send 0020 fill 32 00 closed 5
@@ -67,7 +67,7 @@ attack listen-random-msg3 "$L" "$V" 'session [0-9]+ closed: bad handshake messag
 	send 0020 rand 32 recv 98 5 send 0040 rand 64 closed 5
 attack listen-65535-msg3 "$L" "$V" 'session [0-9]+ closed: bad handshake message 3' \
 	send 0020 rand 32 recv 98 5 send ffff rand 65535 closed 5
-attack listen-truncated-msg3 "$L" "$V" 'session [0-9]+ closed: peer closed during handshake' \
+attack listen-truncated-msg3 "$L" "$V" 'session [0-9]+ closed: truncated frame' \
 	send 0020 rand 32 recv 98 5 send 0040 rand 20 shut closed 5
 
 # ---- vtpmd's admin socket: one JSON line in, one out ----
