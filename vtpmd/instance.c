@@ -165,14 +165,40 @@ inst_spawn(struct inst *in, const uint8_t *perm, size_t plen, const uint8_t *vol
 	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	/* The zygote forks the worker (zygote.h); its pid arrives later. */
-	if (zygote_spawn(sv[1], &in->spawn_id) != 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return VTPM_E_IO;
+	if (V->cfg.worker_exec) {
+		/* --worker-spawn exec: fork+exec of vtpmd --worker per instance. */
+		char ids[32];
+		char *argv[] = { "vtpmd", "--worker", ids, NULL, NULL };
+		pid_t pid;
+
+		snprintf(ids, sizeof(ids), "%u:%u", (unsigned)V->cfg.worker_uid,
+		    (unsigned)V->cfg.worker_gid);
+		if (V->cfg.verbose)
+			argv[3] = "-v";
+		if ((pid = fork()) < 0) {
+			log_warn("fork");
+			close(sv[0]);
+			close(sv[1]);
+			return VTPM_E_IO;
+		}
+		if (pid == 0) {
+			if (dup2(sv[1], WORKER_IPC_FD) < 0)
+				_exit(127);
+			/* Only fds 0-2 and the IPC socket survive exec: the rest are CLOEXEC. */
+			execv(V->self_exe, argv);
+			_exit(127);
+		}
+		in->pid = pid;
+	} else {
+		/* The zygote forks the worker (zygote.h); its pid arrives later. */
+		if (zygote_spawn(sv[1], &in->spawn_id) != 0) {
+			close(sv[0]);
+			close(sv[1]);
+			return VTPM_E_IO;
+		}
+		in->pid = -1;		/* not known until ZYG_SPAWNED */
 	}
 	close(sv[1]);
-	in->pid = -1;		/* not known until ZYG_SPAWNED */
 	in->ev.kind = EV_WORKER;
 	in->ev.fd = sv[0];
 	in->ev.obj = in;

@@ -57,6 +57,7 @@ struct config {
 	int		 max_handshakes;
 	int		 verbose;
 	const char	*worker_user;		/* workers run as this user when vtpmd is root */
+	int		 worker_exec;		/* --worker-spawn exec: no zygote */
 	uid_t		 worker_uid;
 	gid_t		 worker_gid;
 	const char	*migration_key_provider;	/* export/import (migrate.c); NULL = off */

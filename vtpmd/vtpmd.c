@@ -48,7 +48,7 @@ usage(FILE *f)
 "              [--kbs-ca-file PEM] [--kbs-allow-http] [--kbs-tee-key ec|rsa]]\n"
 "             [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
 "             [--auto-enrol] [--pcr-banks LIST] [--idle-timeout SEC]\n"
-"             [--max-handshakes N] [--store-map-size MIB] [--worker-user USER] [-n] [-v]\n"
+"             [--max-handshakes N] [--store-map-size MIB] [--worker-user USER] [--worker-spawn zygote|exec] [-n] [-v]\n"
 "             [--migration-key-provider file:PATH] [--metrics-listen tcp:127.0.0.1:PORT]\n"
 "Endpoints: unix:PATH, vsock:PORT, tcp:127.0.0.1:PORT.\n"
 "--dev: development mode. Simulated attestation, a local key file in the state\n"
@@ -105,7 +105,7 @@ enum {
 	OPT_POLICY, OPT_TRUST_TEST_ARK, OPT_ATTEST_CACHE,
 	OPT_ALLOW_SIM, OPT_KEY_PROVIDER, OPT_ALLOW_KEY_FILE, OPT_SIM_MEAS,
 	OPT_SIM_HOST, OPT_SIM_LAUNCH, OPT_AUTO_ENROL, OPT_PCR_BANKS, OPT_IDLE,
-	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER, OPT_WORKER_USER, OPT_CONFIG,
+	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER, OPT_WORKER_USER, OPT_CONFIG, OPT_WORKER_SPAWN,
 	OPT_KEY_RESOURCE, OPT_KBS_CA_FILE, OPT_KBS_ALLOW_HTTP, OPT_KBS_TEE_KEY,
 	OPT_MIGRATION_KP, OPT_METRICS_LISTEN,
 };
@@ -137,6 +137,7 @@ static const struct option longopts[] = {
 	{ "store-map-size", required_argument, NULL, OPT_MAP_SIZE },
 	{ "unsafe-nosync", no_argument, NULL, OPT_NOSYNC },
 	{ "worker-user", required_argument, NULL, OPT_WORKER_USER },
+	{ "worker-spawn", required_argument, NULL, OPT_WORKER_SPAWN },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "migration-key-provider", required_argument, NULL, OPT_MIGRATION_KP },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
@@ -316,6 +317,14 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 		case OPT_MAP_SIZE:	c->map_size = (size_t)parse_num(optarg, 1, 1L << 22, "--store-map-size") << 20; break;
 		case OPT_NOSYNC:	c->nosync = 1; break;
 		case OPT_WORKER_USER:	c->worker_user = optarg; break;
+		case OPT_WORKER_SPAWN:
+			if (strcmp(optarg, "exec") == 0)
+				c->worker_exec = 1;
+			else if (strcmp(optarg, "zygote") == 0)
+				c->worker_exec = 0;
+			else
+				fatalx("--worker-spawn: want zygote or exec");
+			break;
 		case OPT_CONFIG:	break;	/* consumed by config_expand_args() */
 		case OPT_MIGRATION_KP:	c->migration_key_provider = optarg; break;
 		case OPT_METRICS_LISTEN: c->metrics_listen = optarg; break;
@@ -664,7 +673,7 @@ main(int argc, char **argv)
 	 */
 	keys_init();
 	ops_init();		/* migration key provider, metrics endpoint */
-	if (zygote_start() != 0)
+	if (!V->cfg.worker_exec && zygote_start() != 0)
 		fatalx("cannot start the worker zygote");
 	open_listeners();
 	log_info("vtpmd %s ready (store: %s, %s)", VTPM_VERSION, V->cfg.state_dir,
