@@ -80,4 +80,9 @@ check_ne "new launch: PCR 0 differs from the old launch" "$(pcr0 a)" "$(pcr0_exp
 want_rd=$( { printf 'vtpmd-ek-ca-v1'; openssl x509 -in ca.pem -noout -pubkey | openssl pkey -pubin -outform der; } | sha512sum | cut -d' ' -f1)
 got_rd=$(vtpmctl --json ca evidence | python3 -c 'import json,sys; print(json.load(sys.stdin)["report_data"])')
 check_eq "ca evidence: report data is the documented hash of the CA key" "$got_rd" "$want_rd"
+vtpmctl ca evidence | base64 -d >ca-evidence.bin
+check "ca evidence verifies with vtpmctl verify-evidence, bound to the CA key" \
+	"$B/vtpmctl" verify-evidence --evidence ca-evidence.bin --report-data "$want_rd" --trust-test-ark
+check "ca evidence does not verify for another key's report data" \
+	bash -c "! '$B/vtpmctl' verify-evidence --evidence ca-evidence.bin --report-data $(hexn 00 64) --trust-test-ark"
 t_done
