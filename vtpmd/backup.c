@@ -1085,9 +1085,11 @@ ops_admin(json_object *req, int conn, int *passfd, json_object **reply)
 		return migrate_admin_import(req, conn, passfd, reply);
 	if (strcmp(op, "backup") == 0)
 		rc = backup_start(conn, passfd, why, sizeof(why));
+	else if (strcmp(op, "restore") == 0)	/* a job outlives req: static names only */
+		rc = job_start_read(JOB_RESTORE, "restore", req, conn, passfd, why, sizeof(why));
 	else
-		rc = job_start_read(strcmp(op, "restore") == 0 ? JOB_RESTORE : JOB_VERIFY,
-		    op, req, conn, passfd, why, sizeof(why));
+		rc = job_start_read(JOB_VERIFY, "verify-backup", req, conn, passfd, why,
+		    sizeof(why));
 	if (rc != 0) {
 		*reply = error_json(why);
 		return OPS_REPLIED;

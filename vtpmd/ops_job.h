@@ -39,7 +39,7 @@ enum job_phase {
 
 struct job {
 	enum job_kind		 kind;
-	const char		*op;		/* "backup", ... for progress lines */
+	const char		*op;		/* "backup", ... (static: the job outlives the request) */
 	enum job_phase		 phase;
 	int			 conn;		/* admin connection */
 	int			 fd;		/* the operator's file */
