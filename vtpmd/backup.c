@@ -1105,6 +1105,12 @@ ops_init(void)
 }
 
 int
+ops_running(void)
+{
+	return J != NULL;
+}
+
+int
 ops_busy(void)
 {
 	return J != NULL && J->phase != PH_STOP;

@@ -35,6 +35,7 @@
 
 #include "keyprov.h"
 #include "log.h"
+#include "ops.h"
 #include "parent.h"
 
 #define KEYS_RETRY_MIN	1	/* seconds */
@@ -308,6 +309,9 @@ keys_rotate_done(int rc, const char *why, struct seal_kek *k)
 	}
 	batch_commit();		/* every acknowledged write is in, under the old key */
 	if ((rc = store_rewrap_all(V->store, V->kek, k, &count)) != 0) {
+		(void)audit_log(NULL, STORE_AUDIT_ROTATE_KEY, rc, 0, STORE_AUDIT_NO_UID, NULL,
+		    NULL, NULL, "rotation from version %u to %u failed; nothing was changed",
+		    V->kek->version, k->version);
 		keys_rotate_reply(0, NULL, "rewrapping the data keys from version %u to %u "
 		    "failed: %s; nothing was changed", V->kek->version, k->version,
 		    vtpm_strerror(rc));
@@ -318,6 +322,10 @@ keys_rotate_done(int rc, const char *why, struct seal_kek *k)
 	seal_kek_free(V->kek);
 	V->kek = k;
 	keys_refresh_insts();
+	/* queued: it commits with the next group commit, under the new key */
+	(void)audit_log(NULL, STORE_AUDIT_ROTATE_KEY, 0, 0, STORE_AUDIT_NO_UID, NULL, NULL,
+	    NULL, "root key rotated from version %u to %u: %zu data keys rewrapped",
+	    from, k->version, count);
 	r = json_object_new_object();
 	json_object_object_add(r, "rotated", json_object_new_boolean(1));
 	json_object_object_add(r, "from_version", json_object_new_int64(from));
@@ -341,6 +349,11 @@ keys_rotate(int fd, char *why, size_t whylen)
 	}
 	if (K.job != JOB_NONE || K.rot_fd >= 0) {
 		snprintf(why, whylen, "a rotation is already in progress");
+		return VTPM_E_BUSY;
+	}
+	if (ops_running()) {	/* a backup or restore holds keys of the current version */
+		snprintf(why, whylen, "a backup, restore, export or import is running; "
+		    "rotate when it is done");
 		return VTPM_E_BUSY;
 	}
 	if (K.stopping) {

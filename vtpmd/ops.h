@@ -45,6 +45,8 @@ int  ops_admin(json_object *req, int conn, int *passfd, json_object **reply);
 
 /* Opens the migration key provider (V->cfg.migration_key_provider); fatal on a bad one. */
 void ops_init(void);
+/* 1 while a long operation (backup, verify-backup, restore, export, import) is under way. */
+int  ops_running(void);
 /* 1 while a long operation has work to do (the event loop must not sleep). */
 int  ops_busy(void);
 /* Runs one slice (a few milliseconds) of the long operation, if any. */
