@@ -114,9 +114,7 @@ progress_draw(struct progress *p, int final)
 	if (rate > 0 && p->total >= p->done)
 		eta = (p->total - p->done) / rate;
 	if (p->json) {
-		if (p->shown_any && p->shown == p->done && !final)
-			return;
-		if (p->shown_any && p->shown == p->done && final)
+		if (p->shown_any && p->shown == p->done)
 			return;		/* the last line already said it */
 		p->shown = p->done;
 		p->shown_any = 1;
