@@ -29,10 +29,33 @@ $(BUILD)/tests/test_tcti: $(BUILD)/obj/tests/unit/guest-driver/test_tcti.o | $(T
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ -lpthread -ldl
 
 # --- vtpm-guest: the guest agent --------------------------------------------
+# vtpm_guest.c: the channel to vtpmd and the event loop (guest.h); the front
+# ends: local_srv.c (local socket), proxy.c (the kernel's vtpm_proxy device),
+# swtpm_srv.c (swtpm-compatible endpoint); the pure parsers they use
+# (local_proto.c, tpm_frame.c, swtpm_ctrl.c) are fuzzed in tests/fuzz.
+GUEST_OBJS := $(addprefix $(BUILD)/obj/guest-driver/, vtpm_guest.o local_srv.o \
+	proxy.o swtpm_srv.o notify.o local_proto.o tpm_frame.o swtpm_ctrl.o)
 PROGRAMS += $(BUILD)/vtpm-guest
-$(BUILD)/vtpm-guest: $(BUILD)/obj/guest-driver/vtpm_guest.o $(BUILD)/obj/guest-driver/local_proto.o $(LIB_ATTEST) $(LIB_TRANSPORT)
+$(BUILD)/vtpm-guest: $(GUEST_OBJS) $(LIB_ATTEST) $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_ATTEST_DEPS) $(LIB_SODIUM)
+
+# Unit test: known answers for the parsers of peers' bytes (swtpm control
+# requests, vtpm_proxy commands, swtpm data frames).
+TESTS_UNIT += $(BUILD)/tests/test_guest_parsers
+$(BUILD)/tests/test_guest_parsers: $(BUILD)/obj/tests/unit/guest-driver/test_guest_parsers.o \
+		$(BUILD)/obj/guest-driver/swtpm_ctrl.o $(BUILD)/obj/guest-driver/tpm_frame.o \
+		$(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_SODIUM)
+
+# make install: the systemd unit, with /usr/local replaced by $(PREFIX).
+install: install-guest
+.PHONY: install-guest
+install-guest: all
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/local|$(PREFIX)|g' guest-driver/vtpm-guest.service > \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/vtpm-guest.service
 
 # An uninstrumented copy of the plugin for `make asan check`: tpm2-tools are
 # not built with ASan, and preloading the ASan runtime into them deadlocks

@@ -2,21 +2,21 @@
  * vtpm_guest.c: vtpm-guest, the guest agent. Connects to vtpmd, runs the
  * Noise XX handshake as initiator, proves the guest by attestation, checks
  * vtpmd's evidence against the pinned measurements, attaches, and then
- * serves the guest's TPM on a local unix socket (docs/LOCAL-PROTOCOL.md)
- * to the TCTI plugin and other clients. Trusts nothing from vtpmd before
- * its evidence verifies, and nothing from local clients beyond one request.
+ * serves the guest's TPM through its front ends (guest.h): the local
+ * socket (docs/LOCAL-PROTOCOL.md), the kernel's vtpm_proxy device
+ * (--proxy) and a swtpm-compatible endpoint (--swtpm). Keeps the channel
+ * up: reconnects with backoff and re-attests. Trusts nothing from vtpmd
+ * before its evidence verifies, and nothing from front ends' peers beyond
+ * one request.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,36 +26,31 @@
 #include "channel.h"
 #include "cursor.h"
 #include "endpoint.h"
-#include "local_proto.h"
+#include "guest.h"
 #include "log.h"
 #include "noise.h"
 #include "proto.h"
 #include "tcti_vtpm.h"
 
-#define MAX_CLIENTS	64
-#define REQ_MAX		(VTPM_LOCAL_HDR_LEN + VTPM_LOCAL_MAX_BODY)
-
-struct client {
-	int	fd;
-	int	nreq;		/* requests served: HELLO must be the first */
-	uint8_t	buf[REQ_MAX];
-	size_t	have;
-};
+#define MAX_FES		4
 
 static struct guest {
 	struct endpoint		 server;
 	struct attest_provider	*attester;
 	struct attest_verify_cfg verify;
 	uint8_t			 pinned[8][ATTEST_MEASUREMENT_LEN];
-	const char		*socket_path;
 	struct chan		*ch;
-	int			 lfd;
-	struct client		 clients[MAX_CLIENTS];
+	uint32_t		 attach_flags;	/* MSG_ATTACH flags */
+	int			 attached_once;
+	uint32_t		 refusal;	/* ERR_* of the last failed attempt, or 0 */
+	int			 detached;	/* after guest_detach(): reconnect on demand only */
 	int			 cmd_timeout_ms;
 	int			 no_retry;
 	int			 backoff_ms;
 	struct timespec		 next_try;
 	char			 instance[64];
+	const struct guest_fe	*fes[MAX_FES];
+	int			 nfes;
 	volatile sig_atomic_t	 stop;
 } G;
 
@@ -71,13 +66,63 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: vtpm-guest --server ENDPOINT --socket PATH [--attestation sim]\n"
+"usage: vtpm-guest --server ENDPOINT [--socket PATH] [--proxy | --swtpm PATH]\n"
+"                  [--attestation auto|snp|tdx|sim] [--attestation-trust-test-ark]\n"
+"                  [--attestation-cache-dir DIR] [--vtpmd-measurement HEX48 ...]\n"
 "                  [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
-"                  [--vtpmd-measurement HEX48 ...] [--command-timeout MS] [--no-retry] [-v]\n");
+"                  [--command-timeout MS] [--allow-remote] [--no-retry] [-v]\n");
+}
+
+/* ---------- deadlines ---------- */
+
+void
+guest_deadline_in(struct timespec *dl, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, dl);
+	dl->tv_sec += ms / 1000;
+	dl->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl->tv_nsec >= 1000000000) {
+		dl->tv_sec++;
+		dl->tv_nsec -= 1000000000;
+	}
+}
+
+int
+guest_ms_left(const struct timespec *dl)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(dl->tv_sec - now.tv_sec) * 1000 +
+	    (dl->tv_nsec - now.tv_nsec) / 1000000;
+	if (ms <= 0)
+		return 0;
+	return ms > 86400000 ? 86400000 : (int)ms;
+}
+
+/* A step's own bound, cut to what is left of dl (if any); at least 1 ms. */
+static int
+step_ms(int step, const struct timespec *dl)
+{
+	int left;
+
+	if (dl == NULL)
+		return step;
+	left = guest_ms_left(dl);
+	if (left < 1)
+		left = 1;
+	return left < step ? left : step;
+}
+
+int
+guest_command_timeout_ms(void)
+{
+	return G.cmd_timeout_ms;
 }
 
 /* ---------- the channel to vtpmd ---------- */
-
+/* Reads an ERROR body into why; its code (an enum vtpm_errcode) in G.refusal. */
 static int
 fail_reason(const uint8_t *body, size_t len, char *why, size_t whylen)
 {
@@ -92,14 +137,18 @@ fail_reason(const uint8_t *body, size_t len, char *why, size_t whylen)
 		snprintf(why, whylen, "vtpmd sent a malformed error");
 		return VTPM_E_PROTO;
 	}
+	G.refusal = code;
 	snprintf(why, whylen, "vtpmd refused (code %u): %.*s", code, (int)n, text);
 	return code == ERR_BUSY || code == ERR_UNAVAILABLE || code == ERR_SHUTTING_DOWN ?
 	    VTPM_E_BUSY : VTPM_E_POLICY;
 }
 
-/* Connects, handshakes, attests both ways and attaches. */
+/*
+ * Connects, handshakes, attests both ways and attaches. Each step has its
+ * own bound, cut to what is left of dl when dl is not NULL.
+ */
 static int
-guest_connect(char *why, size_t whylen)
+guest_connect(char *why, size_t whylen, const struct timespec *dl)
 {
 	uint8_t spriv[32], spub[32], out[256], h[NOISE_HASH_LEN];
 	uint8_t rd[ATTEST_REPORT_DATA_LEN], ev[ATTEST_MAX_EVIDENCE], attach[5];
@@ -110,11 +159,18 @@ guest_connect(char *why, size_t whylen)
 	const uint8_t *frame;
 	size_t flen, olen, plen, evlen, blen;
 	uint8_t type;
-	int fd, rc;
+	int fd, fl, rc;
 
-	if ((rc = endpoint_connect(&G.server, 5000, &fd)) != 0) {
-		snprintf(why, whylen, "cannot connect to vtpmd: %s", vtpm_strerror(rc));
+	if ((rc = endpoint_connect(&G.server, step_ms(5000, dl), &fd)) != 0) {
+		snprintf(why, whylen, "cannot connect to vtpmd: %s%s%s", vtpm_strerror(rc),
+		    rc == VTPM_E_IO ? ": " : "", rc == VTPM_E_IO ? strerror(errno) : "");
 		return rc;
+	}
+	/* Nonblocking, so that every wait on the channel keeps its bound. */
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+		snprintf(why, whylen, "fcntl: %s", strerror(errno));
+		close(fd);
+		return VTPM_E_IO;
 	}
 	if ((ch = chan_new(fd, 0)) == NULL) {
 		close(fd);
@@ -129,11 +185,11 @@ guest_connect(char *why, size_t whylen)
 		goto fail;
 	}
 	if ((rc = noise_hs_write(hs, NULL, 0, out, sizeof(out), &olen)) != 0 ||
-	    (rc = chan_write_frame(ch, out, olen, 5000)) != 0 ||
-	    (rc = chan_wait_frame(ch, 10000, &frame, &flen)) < 0 ||
+	    (rc = chan_write_frame(ch, out, olen, step_ms(5000, dl))) != 0 ||
+	    (rc = chan_wait_frame(ch, step_ms(10000, dl), &frame, &flen)) < 0 ||
 	    (rc = noise_hs_read(hs, frame, flen, rbuf, sizeof(rbuf), &plen)) != 0 ||
 	    (rc = noise_hs_write(hs, NULL, 0, out, sizeof(out), &olen)) != 0 ||
-	    (rc = chan_write_frame(ch, out, olen, 5000)) != 0 ||
+	    (rc = chan_write_frame(ch, out, olen, step_ms(5000, dl))) != 0 ||
 	    (rc = noise_hs_split(hs, &tx, &rx, h)) != 0) {
 		snprintf(why, whylen, "handshake with vtpmd failed: %s", vtpm_strerror(rc));
 		goto fail;
@@ -150,7 +206,7 @@ guest_connect(char *why, size_t whylen)
 		snprintf(why, whylen, "could not send evidence: %s", vtpm_strerror(rc));
 		goto fail;
 	}
-	if ((rc = chan_recv(ch, 30000, &type, rbuf, sizeof(rbuf), &blen)) != 0) {
+	if ((rc = chan_recv(ch, step_ms(30000, dl), &type, rbuf, sizeof(rbuf), &blen)) != 0) {
 		snprintf(why, whylen, "no evidence from vtpmd: %s", vtpm_strerror(rc));
 		goto fail;
 	}
@@ -176,9 +232,9 @@ guest_connect(char *why, size_t whylen)
 		}
 	}
 	attach[0] = VTPM_PROTO_VERSION;
-	be32_enc(attach + 1, ATTACH_F_AUTO_STARTUP);
+	be32_enc(attach + 1, G.attach_flags);
 	if ((rc = chan_send(ch, MSG_ATTACH, attach, sizeof(attach))) != 0 ||
-	    (rc = chan_recv(ch, 60000, &type, rbuf, sizeof(rbuf), &blen)) != 0) {
+	    (rc = chan_recv(ch, step_ms(60000, dl), &type, rbuf, sizeof(rbuf), &blen)) != 0) {
 		snprintf(why, whylen, "attach failed: %s", vtpm_strerror(rc));
 		goto fail;
 	}
@@ -196,6 +252,12 @@ guest_connect(char *why, size_t whylen)
 	log_info("attached to vtpmd instance %s (%s)", G.instance,
 	    rbuf[0] == ATTACHED_RESUMED ? "resumed: PCRs and sessions kept" :
 	    rbuf[0] == ATTACHED_NEW ? "new TPM manufactured" : "powered on: PCRs reset");
+	if (G.attached_once && rbuf[0] != ATTACHED_RESUMED)
+		log_warnx("vtpmd had lost this launch's volatile state (it was not "
+		    "stopped in order): the TPM was reset%s", (G.attach_flags &
+		    ATTACH_F_AUTO_STARTUP) ? " and started again" :
+		    " and needs TPM2_Startup");
+	G.attached_once = 1;
 	sodium_memzero(h, sizeof(h));
 	G.ch = ch;
 	G.backoff_ms = 0;
@@ -218,257 +280,246 @@ guest_disconnect(const char *why)
 	G.ch = NULL;
 }
 
-/* One connection attempt, respecting the backoff schedule. */
+/* vtpmd never speaks unasked: readable now means closed or broken. */
 static void
-guest_try_connect(int force)
+guest_check_alive(void)
+{
+	struct pollfd cp;
+
+	if (G.ch == NULL)
+		return;
+	cp.fd = chan_fd(G.ch);
+	cp.events = POLLIN;
+	cp.revents = 0;
+	if (poll(&cp, 1, 0) > 0)
+		guest_disconnect("vtpmd closed the connection");
+}
+
+static int
+before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/*
+ * One connection attempt, unless the backoff schedule says not yet (and
+ * force is 0). Returns 0 once connected, 1 if it did not try (backoff), -1
+ * if the attempt failed (G.refusal says whether vtpmd refused it).
+ */
+static int
+guest_try_connect(int force, const struct timespec *dl)
 {
 	struct timespec now;
 	char why[320];
 	int rc;
 
 	if (G.ch != NULL)
-		return;
+		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!force && (now.tv_sec < G.next_try.tv_sec ||
-	    (now.tv_sec == G.next_try.tv_sec && now.tv_nsec < G.next_try.tv_nsec)))
-		return;
-	rc = guest_connect(why, sizeof(why));
+	if (!force && before(&now, &G.next_try))
+		return 1;
+	G.refusal = 0;
+	rc = guest_connect(why, sizeof(why), dl);
 	if (rc == 0)
-		return;
+		return 0;
 	log_warnx("%s", why);
 	if (G.no_retry)
 		exit(1);
 	G.backoff_ms = G.backoff_ms == 0 ? 100 : G.backoff_ms * 2;
 	if (G.backoff_ms > 5000)
 		G.backoff_ms = 5000;
-	G.next_try = now;
-	G.next_try.tv_sec += G.backoff_ms / 1000;
-	G.next_try.tv_nsec += (long)(G.backoff_ms % 1000) * 1000000;
-	if (G.next_try.tv_nsec >= 1000000000) {
-		G.next_try.tv_sec++;
-		G.next_try.tv_nsec -= 1000000000;
+	guest_deadline_in(&G.next_try, G.backoff_ms);
+	return -1;
+}
+
+/*
+ * Makes sure the channel is up before dl, following the backoff schedule
+ * and asking abandon() every 50 ms. Returns GUEST_OK, GUEST_NOT_SENT (dl
+ * passed, vtpmd refused, or the agent is stopping) or GUEST_ABANDONED.
+ * vtpmd unreachable, or busy with this instance's previous session, or
+ * shutting down, is waited out; an explicit refusal (not enrolled, policy,
+ * evidence, no root key, fenced) fails the command at once: vtpmd is there
+ * and said no.
+ */
+static int
+guest_wait_channel(const struct timespec *dl, guest_abandon_fn abandon, void *arg)
+{
+	int wait, left, rc, first = 1;
+
+	for (;;) {
+		guest_check_alive();
+		if (G.ch != NULL)
+			return GUEST_OK;
+		if (abandon != NULL && abandon(arg))
+			return GUEST_ABANDONED;
+		if (G.stop || guest_ms_left(dl) == 0)
+			return GUEST_NOT_SENT;
+		/* a new command tries at once, whatever the backoff says */
+		rc = guest_try_connect(first, dl);
+		first = 0;
+		if (rc == 0)
+			return GUEST_OK;
+		if (rc < 0 && G.refusal != 0 && G.refusal != ERR_BUSY &&
+		    G.refusal != ERR_SHUTTING_DOWN)
+			return GUEST_NOT_SENT;
+		wait = guest_ms_left(&G.next_try);
+		left = guest_ms_left(dl);
+		if (wait > left)
+			wait = left;
+		if (wait > 50)
+			wait = 50;
+		if (wait > 0)
+			(void)poll(NULL, 0, wait);
 	}
 }
 
 /*
- * Sends one TPM command to vtpmd and waits for its response. A command that
- * could not be sent at all is retried once on a fresh connection (it cannot
- * have executed); one that was sent but not answered fails (it may have).
+ * Sends one message and waits for the answer of type want. A message that
+ * could not be written whole never reached vtpmd as a frame it could
+ * authenticate, so it did not run: it is sent again on a new connection
+ * (until dl). Once written it is never sent again.
  */
 static int
-tpm_transact(uint8_t locality, const uint8_t *cmd, size_t len, uint8_t *rsp,
-    size_t cap, size_t *rlen)
+guest_exchange(uint8_t type, const uint8_t *msg, size_t mlen, uint8_t want,
+    uint8_t *out, size_t cap, size_t *olen, const struct timespec *dl,
+    guest_abandon_fn abandon, void *arg)
 {
-	uint8_t msg[1 + VTPM_LOCAL_MAX_COMMAND];
-	uint8_t type;
-	int rc, attempt;
+	char why[320];
+	uint8_t rtype;
+	int rc;
 
-	msg[0] = locality;
-	memcpy(msg + 1, cmd, len);
-	for (attempt = 0; attempt < 2; attempt++) {
-		if (G.ch == NULL)
-			guest_try_connect(1);
-		if (G.ch == NULL)
-			return VTPM_E_CLOSED;
-		rc = chan_send(G.ch, MSG_TPM_CMD, msg, 1 + len);
-		if (rc == 0)
+	for (;;) {
+		if ((rc = guest_wait_channel(dl, abandon, arg)) != GUEST_OK)
+			return rc;
+		if ((rc = chan_send(G.ch, type, msg, mlen)) == 0)
 			break;
 		guest_disconnect(vtpm_strerror(rc));
 	}
-	if (rc != 0)
-		return rc;
-	rc = chan_recv(G.ch, G.cmd_timeout_ms, &type, rsp, cap, rlen);
+	rc = chan_recv(G.ch, step_ms(G.cmd_timeout_ms, dl), &rtype, out, cap, olen);
 	if (rc != 0) {
-		guest_disconnect(rc == VTPM_E_TIMEOUT ? "command timed out" : vtpm_strerror(rc));
-		return rc;
+		guest_disconnect(rc == VTPM_E_TIMEOUT ? "no answer within the command "
+		    "timeout (the command may have run)" : vtpm_strerror(rc));
+		return GUEST_UNKNOWN;
 	}
-	if (type != MSG_TPM_RSP || *rlen < TPM2_HDR_LEN || be32_dec(rsp + 2) != *rlen) {
+	if (rtype != want) {
+		if (rtype == MSG_ERROR)
+			(void)fail_reason(out, *olen, why, sizeof(why));
+		else
+			snprintf(why, sizeof(why), "message 0x%02x instead of 0x%02x",
+			    rtype, want);
+		guest_disconnect(why);
+		return GUEST_UNKNOWN;
+	}
+	return GUEST_OK;
+}
+
+int
+guest_tpm_transact(uint8_t locality, const uint8_t *cmd, size_t len,
+    uint8_t *rsp, size_t cap, size_t *rlen, const struct timespec *dl,
+    guest_abandon_fn abandon, void *arg)
+{
+	uint8_t msg[1 + TPM2_MAX_CMD];
+	int rc;
+
+	if (locality > 4 || len < TPM2_HDR_LEN || len > TPM2_MAX_CMD)
+		fatalx("front end passed an unchecked command");
+	msg[0] = locality;
+	memcpy(msg + 1, cmd, len);
+	rc = guest_exchange(MSG_TPM_CMD, msg, 1 + len, MSG_TPM_RSP, rsp, cap, rlen,
+	    dl, abandon, arg);
+	if (rc == GUEST_OK && (*rlen < TPM2_HDR_LEN || be32_dec(rsp + 2) != *rlen)) {
 		guest_disconnect("malformed response from vtpmd");
-		return VTPM_E_PROTO;
+		return GUEST_UNKNOWN;
 	}
-	return 0;
+	return rc;
 }
 
-/* ---------- local clients ---------- */
-
-static void
-client_close(struct client *c)
+int
+guest_ctrl(uint8_t op, const uint8_t *args, size_t alen, uint32_t *result,
+    uint8_t *data, size_t cap, size_t *dlen, const struct timespec *dl)
 {
-	close(c->fd);
-	c->fd = -1;
-	c->have = 0;
-}
-
-static int
-client_reply(struct client *c, uint32_t status, const uint8_t *body, size_t len)
-{
-	uint8_t hdr[VTPM_LOCAL_HDR_LEN];
-	struct iovec iov[2];
-	ssize_t n;
-	size_t total = sizeof(hdr) + len, done = 0;
-
-	be32_enc(hdr, status);
-	be32_enc(hdr + 4, (uint32_t)len);
-	while (done < total) {
-		iov[0].iov_base = hdr + (done < sizeof(hdr) ? done : sizeof(hdr));
-		iov[0].iov_len = done < sizeof(hdr) ? sizeof(hdr) - done : 0;
-		iov[1].iov_base = (uint8_t *)body + (done > sizeof(hdr) ? done - sizeof(hdr) : 0);
-		iov[1].iov_len = len - (done > sizeof(hdr) ? done - sizeof(hdr) : 0);
-		n = writev(c->fd, iov, 2);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-static void
-client_request(struct client *c, uint32_t op, const uint8_t *body, size_t len)
-{
-	uint8_t hello[VTPM_LOCAL_HELLO_LEN];
+	uint8_t msg[1 + 4096], rsp[64];
 	size_t rlen;
 	int rc;
 
-	switch (op) {
-	case VTPM_LOCAL_OP_HELLO:
-		if (len != VTPM_LOCAL_HELLO_LEN || c->nreq != 1 ||
-		    be32_dec(body) != VTPM_LOCAL_VERSION) {
-			(void)client_reply(c, VTPM_LOCAL_STATUS_BAD_REQUEST, NULL, 0);
-			return;
-		}
-		be32_enc(hello, VTPM_LOCAL_VERSION);
-		be32_enc(hello + 4, be32_dec(body + 4) & VTPM_LOCAL_HELLO_RAW);
-		(void)client_reply(c, VTPM_LOCAL_STATUS_OK, hello, sizeof(hello));
-		return;
-	case VTPM_LOCAL_OP_CANCEL:
-		(void)client_reply(c, len == 0 ? VTPM_LOCAL_STATUS_OK :
-		    VTPM_LOCAL_STATUS_BAD_REQUEST, NULL, 0);
-		return;
-	case VTPM_LOCAL_OP_TPM_COMMAND:
-		if (local_check_tpm_command(body, len) != 0) {
-			(void)client_reply(c, VTPM_LOCAL_STATUS_BAD_REQUEST, NULL, 0);
-			return;
-		}
-		rc = tpm_transact(body[0], body + 1, len - 1, rbuf, sizeof(rbuf), &rlen);
-		if (rc != 0)
-			(void)client_reply(c, VTPM_LOCAL_STATUS_TPM_UNAVAIL, NULL, 0);
-		else
-			(void)client_reply(c, VTPM_LOCAL_STATUS_OK, rbuf, rlen);
-		return;
+	if (alen > sizeof(msg) - 1)
+		fatalx("control arguments too long");
+	msg[0] = op;
+	if (alen > 0)
+		memcpy(msg + 1, args, alen);
+	rc = guest_exchange(MSG_CTRL, msg, 1 + alen, MSG_CTRL_RSP, rsp, sizeof(rsp),
+	    &rlen, dl, NULL, NULL);
+	if (rc != GUEST_OK)
+		return rc;
+	if (rlen < 4 || rlen - 4 > cap) {
+		guest_disconnect("malformed control answer from vtpmd");
+		return GUEST_UNKNOWN;
 	}
-	(void)client_reply(c, VTPM_LOCAL_STATUS_BAD_REQUEST, NULL, 0);
+	*result = be32_dec(rsp);
+	*dlen = rlen - 4;
+	if (*dlen > 0)
+		memcpy(data, rsp + 4, *dlen);
+	return GUEST_OK;
+}
+
+void
+guest_detach(void)
+{
+	struct timespec dl;
+	uint8_t rsp[64], op = CTRL_DETACH, type;
+	size_t rlen;
+
+	G.detached = 1;
+	if (G.ch == NULL)
+		return;
+	guest_deadline_in(&dl, 2000);
+	if (chan_send(G.ch, MSG_CTRL, &op, 1) == 0 &&
+	    chan_recv(G.ch, step_ms(2000, &dl), &type, rsp, sizeof(rsp), &rlen) == 0 &&
+	    type == MSG_CTRL_RSP)
+		log_info("detached from vtpmd instance %s", G.instance);
+	chan_free(G.ch);
+	G.ch = NULL;
+}
+
+/* ---------- the event loop ---------- */
+
+void
+guest_fe_add(const struct guest_fe *fe)
+{
+	if (G.nfes == MAX_FES)
+		fatalx("too many front ends");
+	G.fes[G.nfes++] = fe;
 }
 
 static void
-client_readable(struct client *c)
+guest_serve(void)
 {
-	const uint8_t *body;
-	uint32_t op, len;
-	size_t used;
-	ssize_t n;
-	int rc;
+	struct pollfd pfd[GUEST_MAX_POLLFDS];
+	struct timespec dl;
+	int cnt[MAX_FES], i, k, n;
 
-	n = read(c->fd, c->buf + c->have, sizeof(c->buf) - c->have);
-	if (n <= 0) {
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			return;
-		client_close(c);
-		return;
-	}
-	c->have += (size_t)n;
-	while ((rc = local_request_next(c->buf, c->have, &op, &body, &len, &used)) == 1) {
-		c->nreq++;
-		client_request(c, op, body, len);
-		if (c->fd < 0)
-			return;
-		memmove(c->buf, c->buf + used, c->have - used);
-		c->have -= used;
-	}
-	if (rc < 0) {
-		log_warnx("local client announced an oversized request; closing it");
-		(void)client_reply(c, VTPM_LOCAL_STATUS_BAD_REQUEST, NULL, 0);
-		client_close(c);
-	}
-}
-
-static int
-local_listen(const char *path)
-{
-	struct sockaddr_un sun;
-	struct stat st;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path))
-		fatalx("socket path too long: %s", path);
-	strcpy(sun.sun_path, path);
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
-		fatal("socket");
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0)
-		fatal("bind %s", path);
-	if (chmod(path, 0660) != 0)
-		fatal("chmod %s", path);
-	if (listen(fd, 64) != 0)
-		fatal("listen");
-	return fd;
-}
-
-static void
-serve(void)
-{
-	struct pollfd pfd[1 + MAX_CLIENTS];
-	int i, n, fd, map[1 + MAX_CLIENTS];
-
-	for (i = 0; i < MAX_CLIENTS; i++)
-		G.clients[i].fd = -1;
 	while (!G.stop) {
-		guest_try_connect(0);
-		n = 0;
-		pfd[n].fd = G.lfd;
-		pfd[n].events = POLLIN;
-		map[n++] = -1;
-		for (i = 0; i < MAX_CLIENTS; i++) {
-			if (G.clients[i].fd < 0)
-				continue;
-			pfd[n].fd = G.clients[i].fd;
-			pfd[n].events = POLLIN;
-			map[n++] = i;
+		if (G.ch == NULL && !G.detached) {
+			guest_deadline_in(&dl, G.cmd_timeout_ms);
+			(void)guest_try_connect(0, &dl);
 		}
-		if (poll(pfd, (nfds_t)n, G.ch == NULL ? 100 : 1000) < 0) {
+		for (i = 0, n = 0; i < G.nfes; i++) {
+			cnt[i] = G.fes[i]->fe_fill(pfd + n, GUEST_MAX_POLLFDS - n);
+			n += cnt[i];
+		}
+		for (k = 0; k < n; k++)
+			pfd[k].revents = 0;
+		if (poll(pfd, (nfds_t)n, G.ch == NULL && !G.detached ? 100 : 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			fatal("poll");
 		}
-		/* vtpmd never speaks unasked: readable now means closed or broken. */
-		if (G.ch != NULL) {
-			struct pollfd cp = { .fd = chan_fd(G.ch), .events = POLLIN };
-
-			if (poll(&cp, 1, 0) > 0)
-				guest_disconnect("vtpmd closed the connection");
-		}
-		for (i = 1; i < n; i++)
-			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-				client_readable(&G.clients[map[i]]);
-		if (pfd[0].revents & POLLIN) {
-			while ((fd = accept4(G.lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-				for (i = 0; i < MAX_CLIENTS && G.clients[i].fd >= 0; i++)
-					;
-				if (i == MAX_CLIENTS) {
-					log_warnx("too many local clients; refusing one");
-					close(fd);
-					continue;
-				}
-				G.clients[i].fd = fd;
-				G.clients[i].have = 0;
-				G.clients[i].nreq = 0;
-			}
-		}
+		guest_check_alive();
+		for (i = 0, k = 0; i < G.nfes && !G.stop; k += cnt[i], i++)
+			G.fes[i]->fe_dispatch(pfd + k, cnt[i]);
 	}
+	for (i = 0; i < G.nfes; i++)
+		G.fes[i]->fe_stop();
 }
 
 /* --attestation: this guest's provider, and what it accepts from vtpmd. */
@@ -510,7 +561,7 @@ guest_attest_setup(const char *kind, const uint8_t meas[ATTEST_MEASUREMENT_LEN],
 
 enum { OPT_SERVER = 256, OPT_SOCKET, OPT_ATTEST, OPT_TRUST_ARK, OPT_ACACHE, OPT_MEAS,
 	OPT_HOST, OPT_LAUNCH,
-	OPT_PIN, OPT_TIMEOUT, OPT_NORETRY };
+	OPT_PIN, OPT_TIMEOUT, OPT_NORETRY, OPT_PROXY, OPT_SWTPM, OPT_REMOTE };
 
 int
 main(int argc, char **argv)
@@ -518,6 +569,9 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, OPT_SERVER },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "proxy", no_argument, NULL, OPT_PROXY },
+		{ "swtpm", required_argument, NULL, OPT_SWTPM },
+		{ "allow-remote", no_argument, NULL, OPT_REMOTE },
 		{ "attestation", required_argument, NULL, OPT_ATTEST },
 		{ "attestation-trust-test-ark", no_argument, NULL, OPT_TRUST_ARK },
 		{ "attestation-cache-dir", required_argument, NULL, OPT_ACACHE },
@@ -533,16 +587,19 @@ main(int argc, char **argv)
 	};
 	uint8_t meas[ATTEST_MEASUREMENT_LEN] = { 0 }, host[ATTEST_HOST_DATA_LEN] = { 0 };
 	uint8_t launch[ATTEST_LAUNCH_ID_LEN];
-	const char *server = NULL, *attestation = "sim";
-	int ch, have_launch = 0, npin = 0, rc;
+	const char *server = NULL, *attestation = "sim", *socket_path = NULL;
+	const char *swtpm_path = NULL;
+	int ch, have_launch = 0, npin = 0, rc, proxy = 0, allow_remote = 0;
 
 	log_init("vtpm-guest", LOG_LVL_INFO);
-	G.socket_path = VTPM_LOCAL_DEFAULT_PATH;
 	G.cmd_timeout_ms = 120000;
 	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (ch) {
 		case OPT_SERVER:	server = optarg; break;
-		case OPT_SOCKET:	G.socket_path = optarg; break;
+		case OPT_SOCKET:	socket_path = optarg; break;
+		case OPT_PROXY:		proxy = 1; break;
+		case OPT_SWTPM:		swtpm_path = optarg; break;
+		case OPT_REMOTE:	allow_remote = 1; break;
 		case OPT_ATTEST:	attestation = optarg; break;
 		case OPT_TRUST_ARK:	attest_trust_test_ark = 1; break;
 		case OPT_ACACHE:	attest_cache_dir = optarg; break;
@@ -566,8 +623,8 @@ main(int argc, char **argv)
 			break;
 		case OPT_TIMEOUT:
 			G.cmd_timeout_ms = atoi(optarg);
-			if (G.cmd_timeout_ms <= 0)
-				fatalx("--command-timeout: want milliseconds > 0");
+			if (G.cmd_timeout_ms <= 0 || G.cmd_timeout_ms > 3600000)
+				fatalx("--command-timeout: want milliseconds, 1..3600000");
 			break;
 		case OPT_NORETRY:	G.no_retry = 1; break;
 		case 'v':		log_init("vtpm-guest", LOG_LVL_DEBUG); break;
@@ -579,10 +636,19 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (proxy && swtpm_path != NULL)
+		fatalx("--proxy and --swtpm exclude each other (the kernel starts its "
+		    "TPM itself, a swtpm client's firmware does)");
+	/* The local socket is the default front end; with another, on request. */
+	if (socket_path == NULL && !proxy && swtpm_path == NULL)
+		socket_path = VTPM_LOCAL_DEFAULT_PATH;
+	/* A swtpm endpoint serves a raw TPM: its client's firmware sends Startup. */
+	G.attach_flags = swtpm_path != NULL ? 0 : ATTACH_F_AUTO_STARTUP;
 	if (sodium_init() < 0)
 		fatalx("sodium_init");
-	if (endpoint_parse(server, 0, &G.server) != 0)
-		fatalx("--server %s: not a valid endpoint", server);
+	if (endpoint_parse(server, allow_remote, &G.server) != 0)
+		fatalx("--server %s: not a valid endpoint%s", server, allow_remote ? "" :
+		    " (a tcp host other than loopback needs --allow-remote)");
 	if (!have_launch)
 		randombytes_buf(launch, sizeof(launch));	/* a new launch (sim) */
 	if ((rc = guest_attest_setup(attestation, meas, host, launch)) != 0)
@@ -592,19 +658,27 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	/* Attach first: the local socket appears only once the TPM is there. */
-	guest_try_connect(1);
+	/*
+	 * Attach first: the sockets appear only once the TPM is there, and the
+	 * kernel sends commands the moment the proxy device exists.
+	 */
+	(void)guest_try_connect(1, NULL);
 	while (G.ch == NULL && !G.stop) {
-		usleep(50000);
-		guest_try_connect(0);
+		(void)poll(NULL, 0, 50);
+		(void)guest_try_connect(0, NULL);
 	}
 	if (G.stop)
 		return 0;
-	G.lfd = local_listen(G.socket_path);
-	log_info("serving the TPM on %s", G.socket_path);
-	serve();
-	unlink(G.socket_path);
-	chan_free(G.ch);
+	if (socket_path != NULL)
+		local_srv_start(socket_path);
+	if (swtpm_path != NULL)
+		swtpm_srv_start(swtpm_path);
+	if (proxy)
+		proxy_start();
+	else
+		guest_notify_ready();
+	guest_serve();
+	chan_free(G.ch);	/* the session ends; vtpmd keeps the TPM */
 	log_info("stopped");
 	return 0;
 }

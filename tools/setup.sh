@@ -10,6 +10,7 @@ PKGS=(
 	build-essential pkg-config git ca-certificates python3
 	libtpms-dev libsodium-dev liblmdb-dev lmdb-utils libseccomp-dev
 	libjson-c-dev libtss2-dev tpm2-tools
+	tpm2-abrmd libtss2-tcti-tabrmd0 libtss2-tcti-swtpm0 dbus-daemon
 	libssl-dev libcurl4-openssl-dev
 	python3-cryptography python3-jwcrypto jq
 	clang libclang-rt-14-dev
@@ -17,7 +18,7 @@ PKGS=(
 for arg in "$@"; do
 	case $arg in
 	--guest) PKGS+=(qemu-system-x86 busybox-static cpio kmod xz-utils gzip
-		libtss2-tcti-device0 iproute2) ;;
+		libtss2-tcti-device0 iproute2 libc6-dev) ;;
 	--bench) PKGS+=(swtpm swtpm-tools) ;;
 	*) echo "usage: $0 [--guest] [--bench]" >&2; exit 2 ;;
 	esac
