@@ -587,7 +587,7 @@ main(int argc, char **argv)
 	};
 	uint8_t meas[ATTEST_MEASUREMENT_LEN] = { 0 }, host[ATTEST_HOST_DATA_LEN] = { 0 };
 	uint8_t launch[ATTEST_LAUNCH_ID_LEN];
-	const char *server = NULL, *attestation = "sim", *socket_path = NULL;
+	const char *server = NULL, *attestation = "auto", *socket_path = NULL;
 	const char *swtpm_path = NULL;
 	int ch, have_launch = 0, npin = 0, rc, proxy = 0, allow_remote = 0;
 

@@ -54,7 +54,7 @@ worker_of() {	# instance name -> pid of its current worker
 start_vtpmd || { fail "vtpmd did not start"; t_done; exit; }
 check "vtpm-guest g1 (local socket)" start_guest g1 a1 01 --command-timeout $BOUND
 G1=${GUEST_PID[g1]}
-"$B/vtpm-guest" --server "unix:$T/vtpmd.sock" --swtpm "$SW" --sim-host-data "$(hexn b1 32)" \
+"$B/vtpm-guest" --server "unix:$T/vtpmd.sock" --swtpm "$SW" --attestation sim --sim-host-data "$(hexn b1 32)" \
 	--sim-launch-id "$(hexn 01 32)" --command-timeout $BOUND >>"$T/s1.log" 2>&1 &
 S1=$!
 T_PIDS+=($S1)

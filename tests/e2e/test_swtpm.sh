@@ -21,7 +21,7 @@ sw_pcr16() { sw pcrread sha256:16 2>/dev/null | awk '/16:/ {print $2}'; }
 ascii_hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 
 start_vtpmd || { fail "vtpmd did not start"; t_done; exit; }
-"$B/vtpm-guest" --server "unix:$T/vtpmd.sock" --swtpm "$SW" --sim-host-data "$(hexn 5a 32)" \
+"$B/vtpm-guest" --server "unix:$T/vtpmd.sock" --swtpm "$SW" --attestation sim --sim-host-data "$(hexn 5a 32)" \
 	--sim-launch-id "$(hexn 01 32)" --command-timeout 5000 -v >>"$T/sw.log" 2>&1 &
 GPID=$!
 T_PIDS+=($GPID)

@@ -75,7 +75,7 @@ proxy)
 	LOCAL=
 	if [ "${PHASE:-1}" = 2 ]; then mkdir -p /run/vtpm; LOCAL="--socket /run/vtpm/tpm.sock"; fi
 	# shellcheck disable=SC2086
-	vtpm-guest --proxy $LOCAL --server "tcp:10.0.2.2:$PORT" --allow-remote \
+	vtpm-guest --proxy $LOCAL --server "tcp:10.0.2.2:$PORT" --allow-remote --attestation sim \
 		--sim-host-data "$HOSTDATA" --sim-launch-id "$LAUNCH" \
 		--command-timeout "$TIMEOUT_MS" >/tmp/guest.out 2>/tmp/guest.log &
 	GPID=$!

@@ -179,7 +179,7 @@ n=$(grep -c "conn_new: conn .*: open from tcp:127.0.0.1" "$T/relay.log")
 	fail "path A: vtpm-relay relayed $n connections"
 
 say "path B: QEMU tpm-crb backed by vtpm-guest --swtpm"
-"$B/vtpm-guest" --server "tcp:127.0.0.1:$P_VTPMD" --swtpm "$T/swtpm" \
+"$B/vtpm-guest" --server "tcp:127.0.0.1:$P_VTPMD" --swtpm "$T/swtpm" --attestation sim \
 	--sim-host-data "$(hex b2 32)" --command-timeout 10000 >"$T/swtpm-guest.log" 2>&1 &
 PIDS+=($!)
 for i in $(seq 100); do [ -S "$T/swtpm.ctrl" ] && break; sleep 0.05; done
