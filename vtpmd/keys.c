@@ -307,6 +307,13 @@ keys_rotate_done(int rc, const char *why, struct seal_kek *k)
 		seal_kek_free(k);
 		return;
 	}
+	if (ops_running()) {
+		/* one may have started while the key was being fetched */
+		keys_rotate_reply(0, NULL, "a backup, restore, export or import started "
+		    "meanwhile; rotate when it is done; nothing was changed");
+		seal_kek_free(k);
+		return;
+	}
 	batch_commit();		/* every acknowledged write is in, under the old key */
 	if ((rc = store_rewrap_all(V->store, V->kek, k, &count)) != 0) {
 		(void)audit_log(NULL, STORE_AUDIT_ROTATE_KEY, rc, 0, STORE_AUDIT_NO_UID, NULL,
