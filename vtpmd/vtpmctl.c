@@ -143,7 +143,15 @@ main(int argc, char **argv)
 		return vtpmctl_verify_evidence(argc - optind + 1, argv + optind - 1);
 	if (ctl_ops_is_cmd(cmd))	/* its own options and arguments */
 		return ctl_ops_main(admin, json, argc - optind + 1, argv + optind - 1);
-	/* Options may also follow the command. */
+	/*
+	 * Options may also follow the command and its arguments: parse the
+	 * rest again in glibc's permuting mode (optind = 0 reinitialises it;
+	 * the first pass stopped at the command with "+").
+	 */
+	argv[optind - 1] = argv[0];
+	argc -= optind - 1;
+	argv += optind - 1;
+	optind = 0;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':	admin = optarg; break;
