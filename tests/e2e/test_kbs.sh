@@ -66,6 +66,16 @@ wait_keys() {
 	echo "    (keys: '$s', want '$1...')"
 	return 1
 }
+# wait_status_grep ERE: vtpmctl status --json matches ERE within 15 s
+wait_status_grep() {
+	local i
+	for i in $(seq 150); do
+		"$B/vtpmctl" --admin "$T/admin.sock" --json status 2>/dev/null | grep -Eq "$1" && return 0
+		sleep 0.1
+	done
+	echo "    (status never matched '$1': $("$B/vtpmctl" --admin "$T/admin.sock" --json status 2>&1 | tr -d '\n' | cut -c1-300))"
+	return 1
+}
 mdb_hash() { sha256sum "$T/state/data.mdb" | cut -d' ' -f1; }
 # all_key_versions: the distinct key_version values of every instance
 all_key_versions() { vtpmctl --json list | jq -r '[.instances[].key_version] | unique | map(tostring) | join(",")'; }
@@ -144,8 +154,9 @@ for mode in deny deny-attest; do
 	MARK=$(kbs_mark "$T/vtpmd.log")
 	start_vtpmd "${KBS_ARGS[@]}"
 	check "$mode: status waiting for broker" wait_keys "waiting for broker:"
+	# The first status may still say "connecting": wait for the broker's answer.
 	check "$mode: status shows the broker's error" \
-		bash -c "'$B/vtpmctl' --admin '$T/admin.sock' --json status | grep -q '$([ $mode = deny ] && echo PolicyDeny || echo AttestationError)'"
+		wait_status_grep "$([ $mode = deny ] && echo PolicyDeny || echo AttestationError)"
 	check "$mode: the log says why" kbs_wait_log "$T/vtpmd.log" "$MARK" \
 		"no root key: .*refused by the broker .*HTTP 401"
 	check "$mode: guest TPM commands fail (nothing served)" fails_kbs tpm g1 getrandom 8
