@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -338,6 +339,15 @@ admin_accept(int lfd)
 	int fd, passfd;
 
 	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		/*
+		 * A client that stops reading must not stall the event loop:
+		 * replies (a list of many instances is large) give up after
+		 * the same bound as requests.
+		 */
+		struct timeval tv = { .tv_sec = ADMIN_TIMEOUT_MS / 1000,
+		    .tv_usec = (ADMIN_TIMEOUT_MS % 1000) * 1000 };
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
+			log_warn("admin: SO_SNDTIMEO");
 		passfd = -1;
 		n = read_line(fd, buf, sizeof(buf), &passfd);
 		if (n < 0) {
