@@ -49,6 +49,13 @@ $(BUILD)/tests/test_guest_parsers: $(BUILD)/obj/tests/unit/guest-driver/test_gue
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_SODIUM)
 
+# Unit test: the resource manager against a fake TPM with 3 object slots.
+TESTS_UNIT += $(BUILD)/tests/test_rm
+$(BUILD)/tests/test_rm: $(BUILD)/obj/tests/unit/guest-driver/test_rm.o \
+		$(BUILD)/obj/guest-driver/rm.o $(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_SODIUM)
+
 # make install: the systemd unit, with /usr/local replaced by $(PREFIX).
 install: install-guest
 .PHONY: install-guest
