@@ -129,10 +129,21 @@ check "raw=1: tpm2_createprimary on the raw TPM" quiet raw g1 createprimary -C o
 check_eq "raw: its object stays loaded, visible on the raw TPM" "$(handles g1 transient)" "-0x80000000"
 check_eq "... and invisible to a resource-managed client" \
 	"$(tpm g1 getcap handles-transient 2>&1 | tr -d '\n ')" ""
-check "raw: tpm2_flushcontext -t flushes it" raw g1 flushcontext -t
+# what the resource manager prevents: on the raw TPM, tools that exit
+# without flushing fill its 3 object slots
+raw g1 createprimary -C o -G ecc -c "$T/raw2.ctx" >/dev/null 2>&1
+raw g1 createprimary -C o -G ecc -c "$T/raw3.ctx" >/dev/null 2>&1
+check "raw: with 3 objects left over, the next createprimary fails with TPM_RC_OBJECT_MEMORY" \
+	eval '! raw g1 createprimary -C o -G ecc -c "$T/raw4.ctx" >/dev/null 2>"$T/raw4.err" && grep -qi "0x902\|object_memory" "$T/raw4.err"'
+check "... and so does a resource-managed client's: raw clients' objects take the slots the RM needs too" \
+	eval '! tpm g1 createprimary -C o -G ecc -c "$T/rm4.ctx" >/dev/null 2>"$T/rm4.err" && grep -qi "0x902\|object_memory" "$T/rm4.err"'
+check "raw: tpm2_flushcontext -t flushes them" raw g1 flushcontext -t
+check "then the resource-managed client creates, loads and signs again" worker 21
 check_eq "raw: gone" "$(handles g1 transient)" ""
 check "vtpm-guest --no-raw" start_guest g2 c5 01 --no-raw
-check "--no-raw: a TCTI asking raw=1 is refused" fails_ quiet raw g2 getrandom 8
+check_eq "--no-raw: HELLO asking RAW is answered without it" \
+	"$(rmc "$T/g2.sock" hello 1 2>&1)" "hello status=0 granted=00000000"
+check "--no-raw: so a TCTI asking raw=1 fails to initialise" eval '! raw g2 getrandom 8 >/dev/null 2>&1'
 check "--no-raw: the resource-managed TCTI works" getrandom_ok g2
 check "vtpm-guest g1 still running" kill -0 "${GUEST_PID[g1]}"
 t_done
