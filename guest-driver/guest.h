@@ -106,6 +106,9 @@ void guest_fe_add(const struct guest_fe *fe);
  */
 void local_srv_start(const char *path);
 
+/* --no-raw: HELLO's RAW flag is not granted; every client gets the RM. */
+void local_srv_deny_raw(void);
+
 /*
  * proxy_start: opens /dev/vtpmx, creates a TPM 2.0 vtpm_proxy device,
  * prints its name on stdout and registers the front end serving it. Call

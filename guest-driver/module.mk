@@ -34,7 +34,7 @@ $(BUILD)/tests/test_tcti: $(BUILD)/obj/tests/unit/guest-driver/test_tcti.o | $(T
 # swtpm_srv.c (swtpm-compatible endpoint); the pure parsers they use
 # (local_proto.c, tpm_frame.c, swtpm_ctrl.c) are fuzzed in tests/fuzz.
 GUEST_OBJS := $(addprefix $(BUILD)/obj/guest-driver/, vtpm_guest.o local_srv.o \
-	proxy.o swtpm_srv.o notify.o local_proto.o tpm_frame.o swtpm_ctrl.o)
+	proxy.o swtpm_srv.o notify.o local_proto.o tpm_frame.o swtpm_ctrl.o rm.o)
 PROGRAMS += $(BUILD)/vtpm-guest
 $(BUILD)/vtpm-guest: $(GUEST_OBJS) $(LIB_ATTEST) $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
@@ -46,6 +46,13 @@ TESTS_UNIT += $(BUILD)/tests/test_guest_parsers
 $(BUILD)/tests/test_guest_parsers: $(BUILD)/obj/tests/unit/guest-driver/test_guest_parsers.o \
 		$(BUILD)/obj/guest-driver/swtpm_ctrl.o $(BUILD)/obj/guest-driver/tpm_frame.o \
 		$(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_SODIUM)
+
+# Unit test: the resource manager against a fake TPM with 3 object slots.
+TESTS_UNIT += $(BUILD)/tests/test_rm
+$(BUILD)/tests/test_rm: $(BUILD)/obj/tests/unit/guest-driver/test_rm.o \
+		$(BUILD)/obj/guest-driver/rm.o $(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_SODIUM)
 

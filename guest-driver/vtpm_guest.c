@@ -66,7 +66,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: vtpm-guest --server ENDPOINT [--socket PATH] [--proxy | --swtpm PATH]\n"
+"usage: vtpm-guest --server ENDPOINT [--socket PATH [--no-raw]] [--proxy | --swtpm PATH]\n"
 "                  [--attestation auto|snp|tdx|sim] [--attestation-trust-test-ark]\n"
 "                  [--attestation-cache-dir DIR] [--vtpmd-measurement HEX48 ...]\n"
 "                  [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
@@ -561,7 +561,7 @@ guest_attest_setup(const char *kind, const uint8_t meas[ATTEST_MEASUREMENT_LEN],
 
 enum { OPT_SERVER = 256, OPT_SOCKET, OPT_ATTEST, OPT_TRUST_ARK, OPT_ACACHE, OPT_MEAS,
 	OPT_HOST, OPT_LAUNCH,
-	OPT_PIN, OPT_TIMEOUT, OPT_NORETRY, OPT_PROXY, OPT_SWTPM, OPT_REMOTE };
+	OPT_PIN, OPT_TIMEOUT, OPT_NORETRY, OPT_PROXY, OPT_SWTPM, OPT_REMOTE, OPT_NORAW };
 
 int
 main(int argc, char **argv)
@@ -581,6 +581,7 @@ main(int argc, char **argv)
 		{ "vtpmd-measurement", required_argument, NULL, OPT_PIN },
 		{ "command-timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "no-retry", no_argument, NULL, OPT_NORETRY },
+		{ "no-raw", no_argument, NULL, OPT_NORAW },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -627,6 +628,7 @@ main(int argc, char **argv)
 				fatalx("--command-timeout: want milliseconds, 1..3600000");
 			break;
 		case OPT_NORETRY:	G.no_retry = 1; break;
+		case OPT_NORAW:		local_srv_deny_raw(); break;
 		case 'v':		log_init("vtpm-guest", LOG_LVL_DEBUG); break;
 		case 'h':		usage(stdout); return 0;
 		default:		usage(stderr); return 2;
