@@ -88,6 +88,7 @@ static struct {
 	const char	*progress_file;
 	const char	*vtpmd_log;
 	char		**vtpmd_argv;
+	int		 read_back;
 	int		 quiet;
 } O;
 
@@ -509,6 +510,44 @@ guest_define(struct sess *s, struct gstate *st)
 	return S_BROKEN;
 }
 
+/*
+ * --read-back: reads an index right after an acknowledged write, in the same
+ * session; it must hold what was acknowledged (a TPM that restarted from a
+ * state without it, after answering success, would not). S_OK, S_BROKEN, or
+ * 1 (a TPM error: reattach and check).
+ */
+static int
+read_back(struct sess *s, struct gstate *st, uint32_t index, uint64_t want)
+{
+	struct gshared *gs = &S->g[s->g];
+	uint64_t v = 0;
+	uint32_t rc;
+
+	if (nv_read(s, index, &rc, &v) != S_OK)
+		return S_BROKEN;
+	if (rc != TPM2_RC_SUCCESS) {
+		gs->tpm_errors++;
+		return 1;
+	}
+	if (v == want) {
+		gs->checked += st->acks_unchecked;
+		st->acks_unchecked = 0;
+		return S_OK;
+	}
+	if (v < want)
+		gs->lost++;
+	else
+		gs->corrupt++;
+	problem(s->g, "%s read back right after its acknowledged write: %llu, want %llu",
+	    index == NV_DATA ? "data index" : "counter", (unsigned long long)v,
+	    (unsigned long long)want);
+	if (index == NV_DATA)
+		st->data_acked = v;
+	else
+		st->ctr_acked = v;
+	return S_OK;
+}
+
 /* One write step: NV_Write then NV_Increment. S_OK, S_BROKEN, or 1 (TPM error). */
 static int
 guest_step(struct sess *s, struct gstate *st)
@@ -527,6 +566,8 @@ guest_step(struct sess *s, struct gstate *st)
 	st->data_pending = 0;
 	gs->acked++;
 	st->acks_unchecked++;
+	if (O.read_back && (rc = read_back(s, st, NV_DATA, st->data_acked)) != S_OK)
+		return rc;
 
 	st->ctr_pending = 1;
 	if (nv_increment(s, &rc) != S_OK)
@@ -542,6 +583,8 @@ guest_step(struct sess *s, struct gstate *st)
 		st->ctr_state = 2;	/* the first value: learnt at the next read-back */
 	gs->acked++;
 	st->acks_unchecked++;
+	if (O.read_back && st->ctr_state == 1)
+		return read_back(s, st, NV_CTR, st->ctr_acked);
 	return S_OK;
 }
 
@@ -820,16 +863,18 @@ usage(FILE *f)
 "usage: vtpm-torture --server ENDPOINT --mode daemon|worker|none [--guests G]\n"
 "         [--iterations N] [--max-delay MS] [--seed S] [--state FILE]\n"
 "         [--stop-file FILE] [--progress FILE] [--vtpmd-log FILE] [--quiet]\n"
+"         [--read-back]\n"
 "         [-- /path/to/vtpmd ARGS...]\n"
 "daemon: SIGKILL vtpmd N times (the driver starts it with the arguments after --)\n"
-"worker: SIGKILL a random worker N times; none: no kills, run until --stop-file\n");
+"worker: SIGKILL a random worker N times; none: no kills, run until --stop-file\n"
+"--read-back: read every index right after each acknowledged write as well\n");
 }
 
 int
 main(int argc, char **argv)
 {
 	enum { O_SERVER = 256, O_MODE, O_GUESTS, O_ITER, O_DELAY, O_SEED, O_STATE,
-		O_STOP, O_PROGRESS, O_LOG, O_QUIET };
+		O_STOP, O_PROGRESS, O_LOG, O_QUIET, O_READBACK };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "mode", required_argument, NULL, O_MODE },
@@ -842,6 +887,7 @@ main(int argc, char **argv)
 		{ "progress", required_argument, NULL, O_PROGRESS },
 		{ "vtpmd-log", required_argument, NULL, O_LOG },
 		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "read-back", no_argument, NULL, O_READBACK },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -872,6 +918,7 @@ main(int argc, char **argv)
 		case O_PROGRESS: O.progress_file = optarg; break;
 		case O_LOG:	O.vtpmd_log = optarg; break;
 		case O_QUIET:	O.quiet = 1; break;
+		case O_READBACK: O.read_back = 1; break;
 		case 'h':	usage(stdout); return 0;
 		default:	usage(stderr); return 2;
 		}
