@@ -10,3 +10,5 @@ $(FAULTINJ_SO): tests/faultinj/faultinj.c
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -Wall -Wextra -Wformat=2 -Wshadow \
 		-Wstrict-prototypes -Wmissing-prototypes -U_FORTIFY_SOURCE $(WERROR) \
 		-shared -Wl,-z,relro,-z,now -o $@ $< -ldl -lpthread
+# test_faults.sh fills a store with vtpm-bench-store (tests/bench) to make LMDB's map full.
+TEST_TOOLS += $(BUILD)/bench/vtpm-bench-store

@@ -11,6 +11,7 @@
  * session broke. Trusts nothing vtpmd says; counts what it sees.
  */
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -800,12 +801,12 @@ write_progress(long it)
 	if ((f = fopen(tmp, "w")) == NULL)
 		return;
 	fprintf(f, "iterations %ld acked %llu checked %llu errors %llu lost %llu corrupt %llu "
-	    "ghosts %llu failed_opens %llu attaches %llu epoch %llu\n", it,
+	    "ghosts %llu failed_opens %llu attaches %llu refusals %llu epoch %llu\n", it,
 	    (unsigned long long)t.acked, (unsigned long long)t.checked,
 	    (unsigned long long)t.tpm_errors, (unsigned long long)t.lost,
 	    (unsigned long long)t.corrupt, (unsigned long long)t.ghosts,
 	    (unsigned long long)t.failed_opens, (unsigned long long)t.attaches,
-	    (unsigned long long)S->epoch);
+	    (unsigned long long)t.refusals, (unsigned long long)S->epoch);
 	fclose(f);
 	rename(tmp, O.progress_file);
 }
@@ -960,13 +961,20 @@ main(int argc, char **argv)
 		if ((pids[g] = fork()) == -1)
 			fatal("fork");
 		if (pids[g] == 0) {
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
+				_exit(1);	/* no guest outlives the driver */
 			guest_main(g, &init[g]);
 			_exit(0);
 		}
 	}
 
 	t0 = now_ms();
-	for (it = 0; !stop_requested() && (strcmp(O.mode, "none") == 0 || it < O.iterations);
+	/* none: faults come from outside; guests may be refused for a while */
+	while (strcmp(O.mode, "none") == 0 && !stop_requested()) {
+		write_progress(0);
+		sleep_ms(50);
+	}
+	for (it = 0; strcmp(O.mode, "none") != 0 && !stop_requested() && it < O.iterations;
 	    it++) {
 		if (wait_guests() != 0) {
 			stuck = 1;
@@ -975,11 +983,6 @@ main(int argc, char **argv)
 			break;
 		}
 		write_progress(it);
-		if (strcmp(O.mode, "none") == 0) {
-			sleep_ms(50);
-			it--;
-			continue;
-		}
 		sleep_ms(rnd((uint32_t)O.max_delay_ms + 1));
 		if (daemon_mode) {
 			*vtpmd_up = 0;
@@ -1020,8 +1023,6 @@ main(int argc, char **argv)
 			fflush(stdout);
 		}
 	}
-	if (strcmp(O.mode, "none") == 0)
-		it = 0;
 	/* stop writing, then a last read-back of everything */
 	S->stop = 1;
 	S->epoch++;
