@@ -189,4 +189,6 @@ for d in 0.2 0.35 0.5; do
 	wait "$DRV_PID" 2>/dev/null
 done
 
+check "no sanitizer report from vtpmd" \
+	bash -c "! grep -qE 'AddressSanitizer|runtime error:' '$T/vtpmd.log'"
 t_done
