@@ -176,8 +176,60 @@ driver_stop
 check_eq "key file readable again: everything acknowledged is present" "$DRV_RC" 0
 stop_vtpmd
 
+# The key provider: a KBS broker (tests/kbs/test-kbs.py) that answers errors
+# during rotate-key. The rotation is refused, nothing changes, the guests
+# keep writing; when the broker works again the rotation completes.
+KPY=${KBS_PYTHON:-/usr/bin/python3}
+K=$T/kbs
+RES=vtpm/kek/root
+kbs_mode() { echo "$1" >"$K/mode"; }
+kbs_key() { "$KPY" "$TOP/tests/kbs/test-kbs.py" set-key --dir "$K" --resource "$1" --version "$2" --key-hex "$3"; }
+key_version() { "$B/vtpmctl" --admin "$T/admin.sock" --json status 2>/dev/null | jq -r '.status.key_version // empty'; }
+if "$KPY" -c 'import cryptography' 2>/dev/null && command -v jq >/dev/null; then
+	mkdir -p "$K"
+	"$KPY" "$TOP/tests/kbs/test-kbs.py" serve --dir "$K" >>"$T/kbs.log" 2>&1 &
+	T_PIDS+=($!)
+	wait_until test -s "$K/port"
+	kbs_key "$RES" 1 "$(hexn 5a 32)"
+	rm -rf "$T/state" "$T/gstate"
+	start_vtpmd_fi --key-provider "kbs:https://127.0.0.1:$(cat "$K/port")" \
+		--key-resource "$RES" --kbs-ca-file "$K/ca.pem"
+	keyed_at() { [ "$(key_version)" = "$1" ]; }
+	check "kbs: keyed at version 1" wait_until keyed_at 1
+	driver_start
+	check "kbs: guests write" wait_until acked_above 40
+	kbs_key "$RES" 2 "$(hexn a5 32)"
+	for mode in deny garbage bad-tag; do
+		kbs_mode $mode
+		"$B/vtpmctl" --admin "$T/admin.sock" rotate-key >"$T/rotate.out" 2>&1
+		check_ne "kbs $mode: rotate-key refused" "$?" 0
+		check_eq "kbs $mode: still at version 1" "$(key_version)" 1
+		A=$(prog acked)
+		check "kbs $mode: guests keep writing" wait_until acked_above $((A + 20))
+	done
+	kbs_mode normal
+	"$B/vtpmctl" --admin "$T/admin.sock" rotate-key >"$T/rotate.out" 2>&1
+	check_eq "kbs: rotate-key works when the broker does" "$?" 0
+	check_eq "kbs: at version 2" "$(key_version)" 2
+	A=$(prog acked)
+	check "kbs: guests write after the rotation" wait_until acked_above $((A + 20))
+	driver_stop
+	check_eq "kbs: nothing acknowledged lost" "$DRV_RC" 0
+	stop_vtpmd
+	start_vtpmd_fi --key-provider "kbs:https://127.0.0.1:$(cat "$K/port")" \
+		--key-resource "$RES" --kbs-ca-file "$K/ca.pem"
+	driver_start
+	check "kbs: after a restart under the new key, guests write" wait_until acked_above 20
+	driver_stop
+	check_eq "kbs: after a restart, everything acknowledged is present" "$DRV_RC" 0
+	stop_vtpmd
+else
+	echo "    (kbs section skipped: no python3-cryptography or jq)"
+fi
+
 # Regression: SIGTERM while guests are attaching freed sessions an instance
 # still pointed at (SIGSEGV in 5 of 6 tries with 8 guests).
+rm -rf "$T/state" "$T/gstate"
 for d in 0.2 0.35 0.5; do
 	start_vtpmd_fi
 	GUESTS=8 driver_start
