@@ -4,9 +4,19 @@
  * transaction per batch, one read transaction per snapshot. Trusts the arguments store.c has checked; trusts
  * nothing read back from the database (records are decoded and cross-checked
  * against their keys).
+ *
+ * After a failed commit: if LMDB could not write the meta page it marks the
+ * environment fatal and refuses every later transaction (MDB_PANIC). The
+ * committed state on disk is still the previous one (copy-on-write: a
+ * commit touches no page a committed meta names), so the environment is
+ * closed and opened again from the file, and service resumes as soon as the
+ * disk works. Any other failed commit (data pages not written, fdatasync
+ * failed, map full) aborts the transaction and leaves the environment usable.
  */
 #include <sys/file.h>
 #include <sys/stat.h>
+
+#include <pthread.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +50,16 @@ struct store_lmdb {
 	MDB_dbi		 db_xfer;
 	int		 lock_fd;
 	char		 dir[PATH_MAX];
+	size_t		 map_size;
+	unsigned int	 envflags;
+	/*
+	 * Readers: every call that uses env, for its duration. Writer: the
+	 * reopen after MDB_PANIC, which only tries (never waits) and only
+	 * when no snapshot holds a transaction of the old environment.
+	 */
+	pthread_rwlock_t lock;
+	int		 panicked;	/* env refuses transactions: reopen it */
+	unsigned int	 snapshots;	/* open snapshots (atomic) */
 };
 
 static const struct store_ops lmdb_ops;
@@ -197,6 +217,83 @@ lmdb_open_dbs(struct store_lmdb *st)
 	return 0;
 }
 
+/* Creates and opens st->env in st->dir with its databases; env NULL on failure. */
+static int
+lmdb_env_open(struct store_lmdb *st)
+{
+	int rc;
+
+	if ((rc = mdb_env_create(&st->env)) != 0) {
+		st->env = NULL;
+		return lmdb_err(rc, "mdb_env_create");
+	}
+	if ((rc = mdb_env_set_maxdbs(st->env, 8)) != 0 ||
+	    (rc = mdb_env_set_mapsize(st->env, st->map_size)) != 0 ||
+	    (rc = mdb_env_open(st->env, st->dir, st->envflags, 0600)) != 0)
+		rc = lmdb_err(rc, st->dir);
+	else
+		rc = lmdb_open_dbs(st);
+	if (rc != 0) {
+		mdb_env_close(st->env);
+		st->env = NULL;
+	}
+	return rc;
+}
+
+/*
+ * Replaces a panicked environment by a fresh one opened from the file, if
+ * nobody is using it (no call in progress, no open snapshot); otherwise a
+ * later call tries again. Called without st->lock held.
+ */
+static void
+lmdb_reopen(struct store_lmdb *st)
+{
+	int rc;
+
+	if (pthread_rwlock_trywrlock(&st->lock) != 0)
+		return;
+	if (st->panicked && __atomic_load_n(&st->snapshots, __ATOMIC_SEQ_CST) == 0) {
+		if (st->env != NULL)
+			mdb_env_close(st->env);
+		st->env = NULL;
+		if ((rc = lmdb_env_open(st)) == 0) {
+			st->panicked = 0;
+			log_warnx("%s: store reopened after a failed write; it holds the "
+			    "last committed state", st->dir);
+		} else {
+			log_warnx("%s: store cannot be reopened yet: %s", st->dir,
+			    vtpm_strerror(rc));
+		}
+	}
+	pthread_rwlock_unlock(&st->lock);
+}
+
+/*
+ * Takes st->lock for reading (reopening a panicked environment first) and
+ * checks that there is an environment. VTPM_E_STORE (lock released) if not.
+ */
+static int
+lmdb_enter(struct store_lmdb *st)
+{
+	if (st->panicked)
+		lmdb_reopen(st);
+	pthread_rwlock_rdlock(&st->lock);
+	if (st->env == NULL) {
+		pthread_rwlock_unlock(&st->lock);
+		log_warnx("%s: store unavailable after a failed write", st->dir);
+		return VTPM_E_STORE;
+	}
+	return 0;
+}
+
+/* Notes MDB_PANIC from a transaction begin, so the environment gets reopened. */
+static void
+lmdb_note_panic(struct store_lmdb *st, int rc)
+{
+	if (rc == MDB_PANIC)
+		st->panicked = 1;
+}
+
 int
 store_open_lmdb_flags(const char *dir, size_t map_size, unsigned int flags,
     struct store **out)
@@ -204,7 +301,6 @@ store_open_lmdb_flags(const char *dir, size_t map_size, unsigned int flags,
 	struct store_lmdb *st = NULL;
 	char parent[PATH_MAX];
 	struct stat sb;
-	unsigned int envflags;
 	int rc, created = 0;
 
 	if (out == NULL)
@@ -241,24 +337,17 @@ store_open_lmdb_flags(const char *dir, size_t map_size, unsigned int flags,
 		return VTPM_E_NOMEM;
 	st->base.ops = &lmdb_ops;
 	st->lock_fd = -1;
+	if (pthread_rwlock_init(&st->lock, NULL) != 0) {
+		free(st);
+		return VTPM_E_NOMEM;
+	}
 	memcpy(st->dir, dir, strlen(dir) + 1);
 	if ((rc = lmdb_lock_dir(dir, &st->lock_fd)) != 0)
 		goto fail;
 
-	if ((rc = mdb_env_create(&st->env)) != 0) {
-		st->env = NULL;
-		rc = lmdb_err(rc, "mdb_env_create");
-		goto fail;
-	}
-	envflags = MDB_NOTLS | ((flags & STORE_F_NOSYNC) ? MDB_NOSYNC : 0);
-	if ((rc = mdb_env_set_maxdbs(st->env, 8)) != 0 ||
-	    (rc = mdb_env_set_mapsize(st->env,
-	    map_size != 0 ? map_size : LMDB_DEFAULT_MAP)) != 0 ||
-	    (rc = mdb_env_open(st->env, dir, envflags, 0600)) != 0) {
-		rc = lmdb_err(rc, dir);
-		goto fail;
-	}
-	if ((rc = lmdb_open_dbs(st)) != 0)
+	st->map_size = map_size != 0 ? map_size : LMDB_DEFAULT_MAP;
+	st->envflags = MDB_NOTLS | ((flags & STORE_F_NOSYNC) ? MDB_NOSYNC : 0);
+	if ((rc = lmdb_env_open(st)) != 0)
 		goto fail;
 	/* LMDB syncs its files, not the directory entries that name them */
 	if (!(flags & STORE_F_NOSYNC)) {
@@ -292,19 +381,33 @@ lmdb_close(struct store *s)
 		mdb_env_close(st->env);
 	if (st->lock_fd != -1)
 		close(st->lock_fd);	/* releases the flock */
+	pthread_rwlock_destroy(&st->lock);
 	free(st);
 }
 
 /* ---- reads ------------------------------------------------------------ */
 
+/* Begins a read transaction under st->lock; end it with lmdb_end_read(). */
 static int
 lmdb_begin_read(struct store_lmdb *st, MDB_txn **txn)
 {
 	int rc;
 
-	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn)) != 0)
+	if ((rc = lmdb_enter(st)) != 0)
+		return rc;
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn)) != 0) {
+		lmdb_note_panic(st, rc);
+		pthread_rwlock_unlock(&st->lock);
 		return lmdb_err(rc, "mdb_txn_begin");
+	}
 	return 0;
+}
+
+static void
+lmdb_end_read(struct store_lmdb *st, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&st->lock);
 }
 
 static int
@@ -326,7 +429,7 @@ lmdb_meta_get_kcv(struct store *s, uint8_t kcv[SEAL_KCV_LEN])
 		rc = VTPM_E_FORMAT;
 	} else
 		memcpy(kcv, v.mv_data, SEAL_KCV_LEN);
-	mdb_txn_abort(txn);
+	lmdb_end_read(st, txn);
 	return rc;
 }
 
@@ -363,7 +466,7 @@ lmdb_inst_get(struct store *s, const char *name, struct store_instance *out)
 	if ((rc = lmdb_begin_read(st, &txn)) != 0)
 		return rc;
 	rc = lmdb_inst_read(st, txn, name, out);
-	mdb_txn_abort(txn);
+	lmdb_end_read(st, txn);
 	return rc;
 }
 
@@ -419,7 +522,7 @@ lmdb_inst_find_identity(struct store *s, const uint8_t ident[STORE_IDENT_LEN],
 		log_warnx("%s: ident index names missing instance %s", st->dir, name);
 		rc = VTPM_E_FORMAT;
 	}
-	mdb_txn_abort(txn);
+	lmdb_end_read(st, txn);
 	return rc;
 }
 
@@ -439,7 +542,7 @@ lmdb_inst_list(struct store *s, int (*cb)(const struct store_instance *, void *)
 	if ((rc = lmdb_begin_read(st, &txn)) != 0)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, st->db_inst, &cur)) != 0) {
-		mdb_txn_abort(txn);
+		lmdb_end_read(st, txn);
 		return lmdb_err(rc, "mdb_cursor_open");
 	}
 	for (;; op = MDB_NEXT) {
@@ -466,7 +569,7 @@ lmdb_inst_list(struct store *s, int (*cb)(const struct store_instance *, void *)
 			break;
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	lmdb_end_read(st, txn);
 	if (rc == 0 && bad)
 		rc = VTPM_E_FORMAT;
 	return rc;
@@ -495,7 +598,7 @@ lmdb_blob_get(struct store *s, const uint8_t uuid[SEAL_UUID_LEN], uint8_t type,
 		memcpy(buf, v.mv_data, v.mv_size);
 		*len = v.mv_size;
 	}
-	mdb_txn_abort(txn);
+	lmdb_end_read(st, txn);
 	return rc;
 }
 
@@ -723,18 +826,33 @@ lmdb_batch_commit(struct store *s, const struct store_batch *b)
 	size_t i;
 	int rc;
 
-	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
-		return lmdb_err(rc, "mdb_txn_begin");
+	if ((rc = lmdb_enter(st)) != 0)
+		return rc;
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
+		lmdb_note_panic(st, rc);
+		rc = lmdb_err(rc, "mdb_txn_begin");
+		goto out;
+	}
 	for (i = 0; i < b->n; i++) {
 		if ((rc = lmdb_apply(st, txn, &b->ops[i])) != 0) {
 			mdb_txn_abort(txn);
-			return rc;
+			goto out;
 		}
 	}
 	/* Durable unless MDB_NOSYNC: data pages, fdatasync, then the meta page. */
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		return lmdb_err(rc, "mdb_txn_commit");
-	return 0;
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		rc = lmdb_err(rc, "mdb_txn_commit");
+		/* a failed meta page write leaves the environment fatal */
+		if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) == MDB_PANIC)
+			st->panicked = 1;
+		else
+			mdb_txn_abort(txn);
+	}
+out:
+	pthread_rwlock_unlock(&st->lock);
+	if (st->panicked)
+		lmdb_reopen(st);	/* so the next commit can work */
+	return rc;
 }
 
 /* ---- snapshots, audit and transfer reads ----------------------------- */
@@ -754,11 +872,17 @@ lmdb_snapshot_begin(struct store *s, struct store_snapshot **out)
 	if ((sn = calloc(1, sizeof(*sn))) == NULL)
 		return VTPM_E_NOMEM;
 	sn->base.ss_store = s;
-	/* MDB_NOTLS: the read transaction may outlive this call and cross threads */
+	/*
+	 * MDB_NOTLS: the read transaction may outlive this call and cross
+	 * threads, so it does not hold st->lock; the count keeps its
+	 * environment from being reopened under it.
+	 */
 	if ((rc = lmdb_begin_read(st, &sn->txn)) != 0) {
 		free(sn);
 		return rc;
 	}
+	__atomic_add_fetch(&st->snapshots, 1, __ATOMIC_SEQ_CST);
+	pthread_rwlock_unlock(&st->lock);
 	*out = &sn->base;
 	return 0;
 }
@@ -767,8 +891,10 @@ static void
 lmdb_snapshot_end(struct store_snapshot *snap)
 {
 	struct lmdb_snapshot *sn = (struct lmdb_snapshot *)snap;
+	struct store_lmdb *st = lmdb_of(snap->ss_store);
 
 	mdb_txn_abort(sn->txn);
+	__atomic_sub_fetch(&st->snapshots, 1, __ATOMIC_SEQ_CST);
 	free(sn);
 }
 
@@ -888,7 +1014,7 @@ lmdb_audit_list(struct store *s, uint64_t from_seq,
 	if ((rc = lmdb_begin_read(st, &txn)) != 0)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, st->db_audit, &cur)) != 0) {
-		mdb_txn_abort(txn);
+		lmdb_end_read(st, txn);
 		return lmdb_err(rc, "mdb_cursor_open");
 	}
 	be64_enc(first, from_seq);
@@ -906,7 +1032,7 @@ lmdb_audit_list(struct store *s, uint64_t from_seq,
 			break;
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	lmdb_end_read(st, txn);
 	return rc;
 }
 
@@ -933,7 +1059,7 @@ lmdb_xfer_get(struct store *s, uint8_t kind, const uint8_t id[STORE_XFER_ID_LEN]
 		memcpy(buf, v.mv_data, v.mv_size);
 		*len = v.mv_size;
 	}
-	mdb_txn_abort(txn);
+	lmdb_end_read(st, txn);
 	return rc;
 }
 

@@ -931,6 +931,16 @@ insts_tick(time_t now)
 }
 
 void
+inst_forget_session(struct session *s)
+{
+	struct inst *in;
+
+	TAILQ_FOREACH(in, &V->insts, entry)
+		if (in->waiting == s)
+			in->waiting = NULL;
+}
+
+void
 insts_stop_all(void)
 {
 	struct inst *in, *t;

@@ -154,6 +154,8 @@ void insts_bury(void);			/* frees instances retired this round */
 void insts_zygote_lost(void);				/* every worker is gone */
 void insts_tick(time_t now);
 void insts_stop_all(void);
+/* A session waiting for a worker is going away: no instance may keep pointing at it. */
+void inst_forget_session(struct session *s);
 int  insts_all_gone(void);
 void batch_commit(void);
 int  inst_delete(const char *name, char *why, size_t whylen);

@@ -55,6 +55,9 @@ static uint8_t sbuf[CHAN_MAX_BODY];
 static void
 session_free(struct session *s)
 {
+	/* sessions_close_all() at shutdown frees sessions an instance still waits for */
+	if (s->state == S_WAIT_WORKER)
+		inst_forget_session(s);
 	if (s->ev.fd >= 0)
 		ev_del(&s->ev);
 	TAILQ_REMOVE(&sessions, s, entry);

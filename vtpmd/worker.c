@@ -46,6 +46,8 @@ static struct worker {
 	int		 guest_shutdown; /* the guest sent TPM2_Shutdown since power-on */
 	uint8_t		 locality;
 	int		 store_failed;	/* a store failed during the current command */
+	int		 restart_pending; /* a failed store stopped the TPM: restart it */
+	int		 restarting;	/* inside tpm_restart(): no nested restart */
 	int		 pending_kick;
 	int		 pending_stop;
 	uint8_t		*ipcbuf;
@@ -247,6 +249,7 @@ tpm_power_on(void)
 		return VTPM_E_STORE;
 	}
 	W.running = 1;
+	W.restart_pending = 0;
 	W.guest_shutdown = 0;
 	/* Volatile state is single-use: it was consumed by this power-on. */
 	if (W.vol != NULL) {
@@ -259,10 +262,31 @@ tpm_power_on(void)
 }
 
 /*
+ * Restarts the TPM from its last durable state after a failed store. The
+ * Startup that follows a power-on stores state too: if that fails as well,
+ * the nested tpm_run() leaves the TPM stopped with restart_pending set, and
+ * the next command tries again (no recursion while the store stays broken).
+ */
+static void
+tpm_restart(void)
+{
+	W.restart_pending = 0;
+	W.restarting = 1;
+	if (tpm_power_on() != 0) {
+		log_warnx("TPM did not restart; retrying at the next command");
+		W.restart_pending = 1;
+	} else {
+		tpm_after_power_on();
+	}
+	W.restarting = 0;
+}
+
+/*
  * Runs one command in libtpms. Returns the TPM response code; the response
  * stays in W.rsp / *rlen. If a state store failed during the command the
  * response becomes TPM_RC_NV_UNAVAILABLE and the TPM restarts from its last
- * durable state (libtpms has entered failure mode by then).
+ * durable state (libtpms has entered failure mode by then). While it cannot
+ * restart (the store still fails), every command gets TPM_RC_NV_UNAVAILABLE.
  */
 static uint32_t
 tpm_run(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
@@ -270,10 +294,13 @@ tpm_run(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
 	uint8_t local[TPM2_MAX_CMD];
 	uint32_t rc;
 
+	if (!W.running && W.restart_pending && !W.restarting)
+		tpm_restart();
 	if (!W.running) {
-		rsp_error(W.rsp, TPM2_RC_FAILURE);
+		rc = W.restart_pending ? TPM2_RC_NV_UNAVAILABLE : TPM2_RC_FAILURE;
+		rsp_error(W.rsp, rc);
 		*rlen = TPM2_HDR_LEN;
-		return TPM2_RC_FAILURE;
+		return rc;
 	}
 	memcpy(local, cmd, len);	/* libtpms takes a non-const buffer */
 	W.store_failed = 0;
@@ -287,14 +314,14 @@ tpm_run(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
 	if (W.store_failed) {
 		log_warnx("state not durable: answering TPM_RC_NV_UNAVAILABLE and "
 		    "restarting the TPM from its last durable state");
-		rsp_error(W.rsp, TPM2_RC_NV_UNAVAILABLE);
-		*rlen = TPM2_HDR_LEN;
 		TPMLIB_Terminate();
 		W.running = 0;
-		if (tpm_power_on() != 0)
-			log_warnx("TPM did not restart; it answers errors until INIT");
-		else
-			tpm_after_power_on();
+		W.restart_pending = 1;
+		if (!W.restarting)
+			tpm_restart();
+		/* after the restart: its Startup must not overwrite this answer */
+		rsp_error(W.rsp, TPM2_RC_NV_UNAVAILABLE);
+		*rlen = TPM2_HDR_LEN;
 	}
 	rc = be32_dec(W.rsp + 6);
 	if (len >= TPM2_HDR_LEN && rc == TPM2_RC_SUCCESS) {
