@@ -33,6 +33,7 @@
 #   bad-tag      resource requests get a JWE whose tag does not verify
 #   wrong-key    resources hold another (fixed, random) 32-byte key
 #   slow         every request waits 2 s first
+# Accepted snp evidence is also written to DIR/last-snp.json with its digest.
 #   replay       snp: the evidence of the last session it accepted replaces the
 #                evidence sent (a genuine, signed report bound to another
 #                session's nonce and key): must be refused for its binding
@@ -474,6 +475,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(401, error("AttestationError",
                                              "snp evidence refused: %s" % e))
             b.last_snp = primary
+            tmp = os.path.join(b.dir, "last-snp.json.tmp")
+            with open(tmp, "w") as f:
+                json.dump({"evidence": primary, "digest": digest.hex()}, f)
+            os.replace(tmp, os.path.join(b.dir, "last-snp.json"))
             b.count("snp")
         elif s["tee"] == "sample":
             try:
