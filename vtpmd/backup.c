@@ -1178,7 +1178,6 @@ ops_run(void)
 	case PH_KEYS:
 		/* ask again: keys.c's fetch thread wakes the loop when the broker answered */
 		if (j->kind == JOB_EXPORT) {
-			j->phase = PH_APPLY;
 			migrate_step(j);
 		} else {
 			(void)job_load_keys(j);

@@ -179,13 +179,37 @@ migrate_admin_export(json_object *req, int conn, int *passfd, json_object **repl
 	*passfd = -1;
 	memcpy(j->name, name, strlen(name) + 1);
 	j->total = 1;
-	j->stop_deadline = time(NULL) + EXPORT_STOP_SEC;
-	/* attaches wait from now (ops_attach_blocked()); a live worker saves and stops */
-	j->phase = inst_end_worker(name, 1, "instance exported") ? PH_STOP : PH_APPLY;
+	/* attaches wait from now (ops_attach_blocked()); first the migration key */
+	j->phase = PH_KEYS;
 	job_start(j);
-	log_info("export of %s started%s", name, j->phase == PH_STOP ?
-	    ": waiting for its worker to save its state and stop" : "");
+	log_info("export of %s started", name);
 	return OPS_TAKEN;
+}
+
+/*
+ * PH_KEYS of an export: the migration keys first (from the broker this may
+ * take a few round trips; the instance keeps its worker meanwhile), then the
+ * live worker is asked to save and stop. A refused key changes nothing.
+ */
+static void
+export_begin(struct job *j)
+{
+	char why[300];
+	int rc;
+
+	if (j->file_kek == NULL &&
+	    (rc = migrate_keys(&j->file_kek, j->mac_key, why, sizeof(why))) != 0) {
+		if (rc == VTPM_E_AGAIN && job_keys_wait(j, why) == 0)
+			return;		/* the broker fetch runs: back in PH_KEYS */
+		job_fail(j, rc, "%s%s; nothing was changed", rc == VTPM_E_AGAIN ?
+		    "no migration key in time: " : "", why);
+		return;
+	}
+	j->stop_deadline = time(NULL) + EXPORT_STOP_SEC;
+	j->phase = inst_end_worker(j->name, 1, "instance exported") ? PH_STOP : PH_APPLY;
+	if (j->phase == PH_STOP)
+		log_info("export of %s: waiting for its worker to save its state and stop",
+		    j->name);
 }
 
 static void
@@ -216,13 +240,7 @@ export_apply(struct job *j)
 		job_fail(j, VTPM_E_AGAIN, "%s", OPS_NOT_KEYED);
 		return;
 	}
-	if ((rc = migrate_keys(&wrap, j->mac_key, why, sizeof(why))) != 0) {
-		if (rc == VTPM_E_AGAIN && job_keys_wait(j, why) == 0)
-			return;		/* the broker fetch runs: back in PH_KEYS */
-		job_fail(j, rc, "%s%s", rc == VTPM_E_AGAIN ? "no migration key in time: " : "",
-		    why);
-		return;
-	}
+	wrap = j->file_kek;	/* export_begin() derived it; the job owns it */
 	/* the data key, rewrapped for the destination: never in clear outside guarded memory */
 	out = rec;
 	out.flags &= ~STORE_INST_FENCED;
@@ -316,7 +334,6 @@ export_apply(struct job *j)
 	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)j->bytes));
 	json_object_object_add(reply, "export", o);
 	store_batch_free(b);
-	seal_kek_free(wrap);
 	free(perm);
 	free(vol);
 	job_finish(j, reply);
@@ -324,7 +341,6 @@ export_apply(struct job *j)
 
 fail:
 	store_batch_free(b);
-	seal_kek_free(wrap);
 	free(perm);
 	free(vol);
 	(void)audit_log(NULL, STORE_AUDIT_EXPORT, rc, 0, j->uid, j->name, rec.uuid, NULL,
@@ -481,6 +497,10 @@ migrate_step(struct job *j)
 {
 	if (j->kind == JOB_IMPORT) {
 		import_apply(j);
+		return;
+	}
+	if (j->phase == PH_KEYS) {
+		export_begin(j);
 		return;
 	}
 	if (j->phase == PH_STOP) {
