@@ -164,7 +164,7 @@ keys_evidence(void *arg, const char *tee, const uint8_t rd[KEYPROV_REPORT_DATA_L
 		return VTPM_E_UNSUPPORTED;
 	if ((ev = malloc(ATTEST_MAX_EVIDENCE)) == NULL)
 		return VTPM_E_NOMEM;
-	if ((rc = attest_evidence_get(kev_prov, rd, ev, ATTEST_MAX_EVIDENCE, &evlen)) != 0) {
+	if ((rc = attest_evidence_get_raw(kev_prov, rd, ev, ATTEST_MAX_EVIDENCE, &evlen)) != 0) {
 		log_warnx("kbs: no %s evidence from %s: %s", tee, attest_provider_name(kev_prov),
 		    attest_provider_error(kev_prov));
 		goto done;
