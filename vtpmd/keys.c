@@ -367,7 +367,9 @@ keys_rotate(int fd, char *why, size_t whylen)
 		return VTPM_E_UNSUPPORTED;
 	}
 	if (K.job != JOB_NONE || K.rot_fd >= 0) {
-		snprintf(why, whylen, "a rotation is already in progress");
+		snprintf(why, whylen, K.job == JOB_RESOURCE ? "the key broker is busy (a "
+		    "migration key is being fetched); try again" :
+		    "a rotation is already in progress");
 		return VTPM_E_BUSY;
 	}
 	if (ops_running()) {	/* a backup or restore holds keys of the current version */
