@@ -10,7 +10,8 @@
  * (storage/kbs_evidence.c): any 1184 bytes as an SNP report, with the rest
  * as a certificate, and any bytes as a TDX quote, must give JSON that parses.
  *
- * Seeds: tests/fuzz/corpus/kbs/ (the vector's JWE, resource forms).
+ * Seeds: tests/fuzz/corpus/kbs/ (the vector's JWE, resource forms, and
+ * snp-report-trustee = tests/vectors/snp-trustee/test-report.bin).
  * Build with `make fuzz` (clang) or, for replay, as part of `make check`.
  */
 #include <stdio.h>
