@@ -241,6 +241,18 @@ int attest_evidence_get(struct attest_provider *p,
     const uint8_t report_data[ATTEST_REPORT_DATA_LEN],
     uint8_t *out, size_t cap, size_t *len) VTPM_WUR;
 
+/*
+ * As attest_evidence_get(), but report_data goes into the report or quote
+ * unchanged: TDX REPORTDATA is not bound to the launch nonce (the envelope
+ * still carries the nonce as aux). For verifiers that compare REPORT_DATA
+ * with their own value, such as Trustee's (the kbs: key provider); vtpmd's
+ * channel verifiers expect attest_evidence_get()'s form. SEV-SNP and sim
+ * evidence are the same from both functions.
+ */
+int attest_evidence_get_raw(struct attest_provider *p,
+    const uint8_t report_data[ATTEST_REPORT_DATA_LEN],
+    uint8_t *out, size_t cap, size_t *len) VTPM_WUR;
+
 /* ---- the sim platform (tests and development) ------------------------- */
 
 /* What attest_sim_report() puts into a report. */

@@ -575,8 +575,8 @@ envelope(uint8_t tee, const uint8_t *report, size_t rlen, const uint8_t *aux, si
 	return wbuf_end(&w, len);
 }
 
-int
-attest_evidence_get(struct attest_provider *p, const uint8_t rd[ATTEST_REPORT_DATA_LEN],
+static int
+evidence_get(struct attest_provider *p, const uint8_t rd[ATTEST_REPORT_DATA_LEN], int raw,
     uint8_t *out, size_t cap, size_t *len)
 {
 	uint8_t report[OUTBLOB_MAX], inblob[64];
@@ -631,7 +631,7 @@ attest_evidence_get(struct attest_provider *p, const uint8_t rd[ATTEST_REPORT_DA
 		}
 		break;
 	case P_TSM:
-		if (p->tee == ATTEST_TEE_TDX)
+		if (p->tee == ATTEST_TEE_TDX && !raw)
 			attest_tdx_report_data(rd, p->nonce, inblob);
 		else
 			memcpy(inblob, rd, 64);
@@ -651,4 +651,18 @@ attest_evidence_get(struct attest_provider *p, const uint8_t rd[ATTEST_REPORT_DA
 		attest_fail(p->err, sizeof(p->err), rc, "evidence of %zu bytes does not fit in %zu",
 		    rlen + alen + 16, cap);
 	return rc;
+}
+
+int
+attest_evidence_get(struct attest_provider *p, const uint8_t rd[ATTEST_REPORT_DATA_LEN],
+    uint8_t *out, size_t cap, size_t *len)
+{
+	return evidence_get(p, rd, 0, out, cap, len);
+}
+
+int
+attest_evidence_get_raw(struct attest_provider *p, const uint8_t rd[ATTEST_REPORT_DATA_LEN],
+    uint8_t *out, size_t cap, size_t *len)
+{
+	return evidence_get(p, rd, 1, out, cap, len);
 }

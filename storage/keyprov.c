@@ -349,6 +349,26 @@ keyprov_get_version(struct keyprov *kp, uint32_t version, struct seal_kek **out)
 	return rc;
 }
 
+int
+keyprov_get_resource(struct keyprov *kp, const char *resource, struct seal_kek **out)
+{
+	int rc;
+
+	if (out == NULL)
+		return VTPM_E_INVAL;
+	*out = NULL;
+	if (kp == NULL || resource == NULL)
+		return VTPM_E_INVAL;
+	kp->why[0] = '\0';
+	if (kp->ops->get_resource == NULL)
+		return keyprov_fail(kp, VTPM_E_UNSUPPORTED, "the %s provider holds one key "
+		    "only (named resources need a key broker)", kp->ops->scheme);
+	rc = kp->ops->get_resource(kp, resource, out);
+	if (rc != 0 && kp->why[0] == '\0')
+		keyprov_fail(kp, rc, "%s", vtpm_strerror(rc));
+	return rc;
+}
+
 const char *
 keyprov_last_error(const struct keyprov *kp)
 {

@@ -118,6 +118,20 @@ int keyprov_get_root(struct keyprov *kp, struct seal_kek **out) VTPM_WUR;
 int keyprov_get_version(struct keyprov *kp, uint32_t version, struct seal_kek **out)
     VTPM_WUR;
 
+/*
+ * As keyprov_get_root() for another resource of the same broker, in one
+ * attested session of its own: kbs: REPO/TYPE/TAG (same rules and the same
+ * resource format as the root key; "version" is the resource's). Used for
+ * the migration key (docs/OPERATIONS.md). file: VTPM_E_UNSUPPORTED.
+ * Returns 0 or the codes of keyprov_get_root(); VTPM_E_INVAL for a
+ * malformed resource path.
+ */
+int keyprov_get_resource(struct keyprov *kp, const char *resource, struct seal_kek **out)
+    VTPM_WUR;
+
+/* 1 if s is a well-formed kbs resource path REPO/TYPE/TAG (Trustee's rule). */
+int keyprov_resource_ok(const char *s);
+
 /* One line on the last failure of this provider ("" if none). Holds no secret. */
 const char *keyprov_last_error(const struct keyprov *kp);
 

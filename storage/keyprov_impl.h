@@ -18,6 +18,9 @@ struct keyprov_ops {
 	/* version 0 = the current key */
 	int	(*get_version)(struct keyprov *kp, uint32_t version,
 		    struct seal_kek **out);
+	/* another resource of the same source; NULL: not supported */
+	int	(*get_resource)(struct keyprov *kp, const char *resource,
+		    struct seal_kek **out);
 	void	(*abort)(struct keyprov *kp);
 	void	(*close)(struct keyprov *kp);
 };

@@ -820,7 +820,7 @@ keyprov_kbs_parse_resource(const uint8_t *res, size_t len, uint32_t want_version
 /* ---- get ------------------------------------------------------------------ */
 
 static int
-kbs_get_version(struct keyprov *kp, uint32_t version, struct seal_kek **out)
+kbs_fetch(struct keyprov *kp, const char *resource, uint32_t version, struct seal_kek **out)
 {
 	struct kbs *k = kp->priv;
 	struct kbs_session s;
@@ -841,9 +841,9 @@ kbs_get_version(struct keyprov *kp, uint32_t version, struct seal_kek **out)
 	    (rc = kbs_attest(kp, &s, nonce, tk)) != 0)
 		goto done;
 	if (version == 0)
-		snprintf(path, sizeof(path), KBS_PREFIX "/resource/%s", k->resource);
+		snprintf(path, sizeof(path), KBS_PREFIX "/resource/%s", resource);
 	else
-		snprintf(path, sizeof(path), KBS_PREFIX "/resource/%s.v%u", k->resource,
+		snprintf(path, sizeof(path), KBS_PREFIX "/resource/%s.v%u", resource,
 		    version);
 	if ((rc = kbs_request(kp, &s, path, NULL, &status)) != 0)
 		goto done;
@@ -866,14 +866,40 @@ kbs_get_version(struct keyprov *kp, uint32_t version, struct seal_kek **out)
 		keyprov_fail(kp, rc, "%s: %s", path + sizeof(KBS_PREFIX "/resource"), why);
 		goto done;
 	}
-	log_info("kbs: root key version %u released by %s (resource %s)",
-	    (*out)->version, k->base, path + sizeof(KBS_PREFIX "/resource"));
+	log_info("kbs: %s version %u released by %s (resource %s)",
+	    resource == k->resource ? "root key" : "key", (*out)->version, k->base,
+	    path + sizeof(KBS_PREFIX "/resource"));
 done:
 	if (plain != NULL)
 		sodium_free(plain);	/* wipes */
 	jose_tee_key_free(tk);
 	kbs_session_free(&s);
 	return rc;
+}
+
+static int
+kbs_get_version(struct keyprov *kp, uint32_t version, struct seal_kek **out)
+{
+	struct kbs *k = kp->priv;
+
+	return kbs_fetch(kp, k->resource, version, out);
+}
+
+static int
+kbs_get_resource(struct keyprov *kp, const char *resource, struct seal_kek **out)
+{
+	struct kbs *k = kp->priv;
+
+	if (!kbs_resource_ok(resource) || strlen(resource) >= sizeof(k->resource))
+		return keyprov_fail(kp, VTPM_E_INVAL, "kbs: resource %.64s is not "
+		    "REPO/TYPE/TAG", resource);
+	return kbs_fetch(kp, resource, 0, out);
+}
+
+int
+keyprov_resource_ok(const char *s)
+{
+	return s != NULL && strlen(s) < 3 * KBS_SEGMENT_MAX + 3 && kbs_resource_ok(s);
 }
 
 int
@@ -899,6 +925,7 @@ const struct keyprov_ops keyprov_kbs_ops = {
 	.is_dev		= 0,
 	.open		= kbs_open,
 	.get_version	= kbs_get_version,
+	.get_resource	= kbs_get_resource,
 	.abort		= kbs_abort,
 	.close		= kbs_close,
 };

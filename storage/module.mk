@@ -4,7 +4,8 @@
 # nothing here links it). Linked only by the process that holds keys and
 # the store (the parent); never by a TPM worker.
 STORAGE_SRCS := storage/seal.c storage/store.c storage/store_lmdb.c storage/keyprov.c \
-	storage/keyprov_kbs.c storage/jose.c storage/rewrap.c
+	storage/keyprov_kbs.c storage/jose.c storage/rewrap.c \
+	storage/kbs_evidence.c
 # The backup/export container (keyless, also linked by vtpmctl for offline
 # verify) and the keys that MAC it (the daemon only).
 STORAGE_SRCS += storage/backup_format.c storage/backup_keys.c

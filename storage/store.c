@@ -468,6 +468,26 @@ store_batch_put_audit(struct store_batch *b, const uint8_t *rec, size_t len)
 }
 
 int
+store_batch_prune_audit(struct store_batch *b, uint64_t upto_seq)
+{
+	uint8_t v[8];
+
+	if (b == NULL || upto_seq == 0)
+		return VTPM_E_INVAL;
+	be64_enc(v, upto_seq);
+	return store_batch_add(b, STORE_OP_PRUNE_AUDIT, v, sizeof(v)) != NULL ? 0 : VTPM_E_NOMEM;
+}
+
+int
+store_audit_bounds(struct store *s, uint64_t *first, uint64_t *last, uint64_t *count)
+{
+	if (s == NULL || first == NULL || last == NULL || count == NULL)
+		return VTPM_E_INVAL;
+	*first = *last = *count = 0;
+	return s->ops->audit_bounds(s, first, last, count);
+}
+
+int
 store_audit_list(struct store *s, uint64_t from_seq,
     int (*cb)(uint64_t, const uint8_t *, size_t, void *), void *arg)
 {
@@ -538,6 +558,7 @@ static const char *const store_audit_names[STORE_AUDIT_EVENT_MAX + 1] = {
 	[STORE_AUDIT_EXPORT]	 = "export",
 	[STORE_AUDIT_IMPORT]	 = "import",
 	[STORE_AUDIT_ROTATE_KEY] = "rotate-key",
+	[STORE_AUDIT_PRUNE]	 = "audit-prune",
 };
 
 const char *

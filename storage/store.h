@@ -348,7 +348,9 @@ int store_snapshot_next(struct store_snapshot *snap, const char *after,
 /*
  * Table "audit": u64 sequence number (big-endian, from 1, assigned at
  * commit in batch order) -> one audit record (format below). Records are
- * only ever appended; they hold no secret (names, identities, results).
+ * appended; they hold no secret (names, identities, results). The oldest
+ * may be pruned (store_batch_prune_audit()), never the newest, so sequence
+ * numbers keep growing.
  */
 enum store_audit_event {
 	STORE_AUDIT_ENROL	= 1,	/* an instance created (enrolled) */
@@ -360,8 +362,9 @@ enum store_audit_event {
 	STORE_AUDIT_EXPORT	= 7,
 	STORE_AUDIT_IMPORT	= 8,
 	STORE_AUDIT_ROTATE_KEY	= 9,
+	STORE_AUDIT_PRUNE	= 10,	/* the oldest audit records were deleted (retention) */
 };
-#define STORE_AUDIT_EVENT_MAX	9
+#define STORE_AUDIT_EVENT_MAX	10
 
 #define STORE_AUDIT_F_FORCED	0x1u	/* the operator overrode a safety check (--force) */
 #define STORE_AUDIT_NO_UID	0xffffffffu
@@ -427,6 +430,21 @@ int store_batch_put_audit(struct store_batch *b, const uint8_t *rec, size_t len)
  */
 int store_audit_list(struct store *s, uint64_t from_seq,
     int (*cb)(uint64_t seq, const uint8_t *rec, size_t len, void *arg), void *arg)
+    VTPM_WUR;
+
+/*
+ * Deletes, at commit and in batch order, every audit record with sequence
+ * number <= upto_seq except the newest record of the table. Returns 0,
+ * VTPM_E_INVAL (upto_seq 0), VTPM_E_NOMEM.
+ */
+int store_batch_prune_audit(struct store_batch *b, uint64_t upto_seq) VTPM_WUR;
+
+/*
+ * The audit table's oldest and newest sequence numbers and its number of
+ * records (all 0 when it is empty), in one read snapshot. Returns 0,
+ * VTPM_E_INVAL, VTPM_E_STORE.
+ */
+int store_audit_bounds(struct store *s, uint64_t *first, uint64_t *last, uint64_t *count)
     VTPM_WUR;
 
 /* ---- the transfer table (exports and imports) ------------------------- */

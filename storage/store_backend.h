@@ -36,6 +36,8 @@ struct store_ops {
 		    struct store_inst_view *out);
 	int	(*audit_list)(struct store *s, uint64_t from_seq,
 		    int (*cb)(uint64_t, const uint8_t *, size_t, void *), void *arg);
+	int	(*audit_bounds)(struct store *s, uint64_t *first, uint64_t *last,
+		    uint64_t *count);
 	int	(*xfer_get)(struct store *s, uint8_t kind,
 		    const uint8_t id[STORE_XFER_ID_LEN], uint8_t *buf, size_t cap,
 		    size_t *len);
@@ -59,6 +61,7 @@ enum store_op_kind {
 	STORE_OP_PUT_AUDIT,	/* data = encoded record; key assigned at commit */
 	STORE_OP_PUT_XFER,	/* type = kind, uuid = id, data = value */
 	STORE_OP_DEL_XFER,	/* type = kind, uuid = id */
+	STORE_OP_PRUNE_AUDIT,	/* data = u64 upto_seq (big-endian) */
 };
 
 /* One recorded write. Fields not used by a kind are zero. */

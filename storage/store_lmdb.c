@@ -758,6 +758,43 @@ lmdb_apply_put_audit(struct store_lmdb *st, MDB_txn *txn, const struct store_op 
 	return lmdb_err(mdb_put(txn, st->db_audit, &k, &v, MDB_APPEND), "put audit");
 }
 
+/* Deletes the oldest audit records up to a sequence number, never the newest. */
+static int
+lmdb_apply_prune_audit(struct store_lmdb *st, MDB_txn *txn, const struct store_op *op)
+{
+	uint64_t upto, last, seq;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (op->len != 8)
+		return VTPM_E_INVAL;
+	upto = be64_dec(op->data);
+	if ((rc = mdb_cursor_open(txn, st->db_audit, &cur)) != 0)
+		return lmdb_err(rc, "mdb_cursor_open");
+	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) != 0) {
+		mdb_cursor_close(cur);
+		return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "audit last");
+	}
+	if (k.mv_size != 8) {
+		mdb_cursor_close(cur);
+		log_warnx("%s: audit table holds a bad key", st->dir);
+		return VTPM_E_FORMAT;
+	}
+	last = be64_dec(k.mv_data);
+	if (upto >= last)
+		upto = last - 1;	/* the newest stays: the sequence goes on from it */
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8 || (seq = be64_dec(k.mv_data)) > upto)
+			break;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "prune audit");
+}
+
 static void
 lmdb_xfer_key(uint8_t key[STORE_XFER_KEY_LEN], uint8_t kind, const uint8_t id[STORE_XFER_ID_LEN])
 {
@@ -811,6 +848,8 @@ lmdb_apply(struct store_lmdb *st, MDB_txn *txn, const struct store_op *op)
 		return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "del blob");
 	case STORE_OP_PUT_AUDIT:
 		return lmdb_apply_put_audit(st, txn, op);
+	case STORE_OP_PRUNE_AUDIT:
+		return lmdb_apply_prune_audit(st, txn, op);
 	case STORE_OP_PUT_XFER:
 	case STORE_OP_DEL_XFER:
 		return lmdb_apply_xfer(st, txn, op);
@@ -1037,6 +1076,36 @@ lmdb_audit_list(struct store *s, uint64_t from_seq,
 }
 
 static int
+lmdb_audit_bounds(struct store *s, uint64_t *first, uint64_t *last, uint64_t *count)
+{
+	struct store_lmdb *st = lmdb_of(s);
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_stat ms;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = lmdb_begin_read(st, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_stat(txn, st->db_audit, &ms)) != 0 ||
+	    (rc = mdb_cursor_open(txn, st->db_audit, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_err(rc, "audit bounds");
+	}
+	*count = ms.ms_entries;
+	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 && k.mv_size == 8) {
+		*first = be64_dec(k.mv_data);
+		if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0 && k.mv_size == 8)
+			*last = be64_dec(k.mv_data);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc == 0 ? 0 : lmdb_err(rc, "audit bounds");
+}
+
+static int
 lmdb_xfer_get(struct store *s, uint8_t kind, const uint8_t id[STORE_XFER_ID_LEN],
     uint8_t *buf, size_t cap, size_t *len)
 {
@@ -1077,5 +1146,6 @@ static const struct store_ops lmdb_ops = {
 	.snapshot_info		= lmdb_snapshot_info,
 	.snapshot_next		= lmdb_snapshot_next,
 	.audit_list		= lmdb_audit_list,
+	.audit_bounds		= lmdb_audit_bounds,
 	.xfer_get		= lmdb_xfer_get,
 };

@@ -4,6 +4,9 @@
  * exported, imported or rotated keys, when, with what identity and result.
  * Trusts its callers for the facts; stores no secret (names, identities,
  * results and a short detail only) and answers `vtpmctl audit`.
+ * Retention (--audit-retention DAYS, --audit-max-records N): the oldest
+ * records are deleted in the ordinary group commit, together with an
+ * "audit-prune" record that says what went; the newest record always stays.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +31,17 @@ static struct {
 	int		 n;
 	unsigned long	 dropped;
 } Q;
+
+/* Retention: the prune planned by audit_pending() for the next audit_flush(). */
+#define AUDIT_PRUNE_EVERY_SEC	1
+
+static struct {
+	time_t		 next_check;
+	uint64_t	 upto;		/* 0: nothing to prune */
+	uint64_t	 n, first_seq;
+	uint64_t	 oldest_ms;
+	long		 n_age;		/* of n, this many were older than the retention */
+} R;
 
 static uint64_t
 audit_now_ms(void)
@@ -129,16 +143,104 @@ audit_attach_refused(const struct attest_claims *c, int errcode, const char *why
 	    "refused: %s", why);
 }
 
+struct audit_prune_walk {
+	uint64_t	 cutoff_ms;	/* records older than this go (0: no age limit) */
+	uint64_t	 n_count;	/* this many oldest records go for the count limit */
+	uint64_t	 seen;
+	uint64_t	 upto, first_seq, oldest_ms;
+	long		 n_age;
+};
+
+static int
+audit_prune_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg)
+{
+	struct audit_prune_walk *w = arg;
+	struct store_audit_record r;
+	int old;
+
+	if (store_audit_decode(rec, len, &r) != 0)
+		r.time_ms = 0;		/* undecodable: oldest of all */
+	old = w->cutoff_ms != 0 && r.time_ms < w->cutoff_ms;
+	if (!old && w->seen >= w->n_count)
+		return 1;		/* the first record to keep: stop */
+	if (w->seen++ == 0) {
+		w->first_seq = seq;
+		w->oldest_ms = r.time_ms;
+	}
+	if (old)
+		w->n_age++;
+	w->upto = seq;
+	return 0;
+}
+
+/* Decides whether the next commit prunes, and up to which record. */
+static void
+audit_prune_plan(void)
+{
+	struct audit_prune_walk w;
+	uint64_t first, last, count, slack, total;
+	long max = V->cfg.audit_max_records;
+	int rc;
+
+	R.upto = 0;
+	memset(&w, 0, sizeof(w));
+	if ((rc = store_audit_bounds(V->store, &first, &last, &count)) != 0) {
+		log_warnx("audit retention: %s", vtpm_strerror(rc));
+		return;
+	}
+	if (count == 0)
+		return;
+	if (V->cfg.audit_retention_days > 0)
+		w.cutoff_ms = audit_now_ms() - (uint64_t)V->cfg.audit_retention_days * 86400000ULL;
+	if (max > 0) {
+		/* hysteresis: prune once the log is 10% over, then down to max */
+		slack = (uint64_t)max / 10 > 0 ? (uint64_t)max / 10 : 1;
+		total = count + (uint64_t)Q.n;
+		if (total > (uint64_t)max + slack)
+			w.n_count = total + 1 - (uint64_t)max;	/* + 1: the prune's own record */
+		if (w.n_count > count)
+			w.n_count = count;
+	}
+	if (w.cutoff_ms == 0 && w.n_count == 0)
+		return;
+	if ((rc = store_audit_list(V->store, first, audit_prune_cb, &w)) < 0) {
+		log_warnx("audit retention: %s", vtpm_strerror(rc));
+		return;
+	}
+	if (w.seen == 0)
+		return;
+	R.upto = w.upto;
+	R.n = w.seen;
+	R.first_seq = w.first_seq;
+	R.oldest_ms = w.oldest_ms;
+	R.n_age = w.n_age;
+}
+
 int
 audit_pending(void)
 {
-	return Q.n > 0;
+	time_t now;
+
+	if (Q.n > 0 || R.upto != 0)
+		return 1;
+	if ((V->cfg.audit_retention_days == 0 && V->cfg.audit_max_records == 0) ||
+	    V->kek == NULL || V->store == NULL)
+		return 0;
+	now = time(NULL);
+	if (now < R.next_check)
+		return 0;
+	R.next_check = now + AUDIT_PRUNE_EVERY_SEC;
+	audit_prune_plan();
+	return R.upto != 0;
 }
 
 void
 audit_flush(struct store_batch *b)
 {
-	int i;
+	char when[32], why[128];
+	time_t t;
+	struct tm tm;
+	int i, rc;
 
 	for (i = 0; i < Q.n; i++) {
 		if (store_batch_put_audit(b, Q.rec[i], Q.len[i]) != 0)
@@ -150,6 +252,33 @@ audit_flush(struct store_batch *b)
 		log_warnx("%lu audit records were dropped (queue full)", Q.dropped);
 	Q.n = 0;
 	Q.dropped = 0;
+	if (R.upto == 0)
+		return;
+	/* the prune's record first: it is then the newest, which a prune keeps */
+	t = (time_t)(R.oldest_ms / 1000);
+	if (gmtime_r(&t, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
+	    &tm) == 0)
+		snprintf(when, sizeof(when), "?");
+	if (V->cfg.audit_retention_days > 0)
+		snprintf(why, sizeof(why), "%ld older than %d days", R.n_age,
+		    V->cfg.audit_retention_days);
+	else
+		why[0] = '\0';
+	if ((uint64_t)R.n_age < R.n)
+		snprintf(why + strlen(why), sizeof(why) - strlen(why), "%s%llu beyond the "
+		    "limit of %ld records", why[0] ? ", " : "",
+		    (unsigned long long)(R.n - (uint64_t)R.n_age), V->cfg.audit_max_records);
+	if ((rc = audit_log(b, STORE_AUDIT_PRUNE, 0, 0, STORE_AUDIT_NO_UID, NULL, NULL, NULL,
+	    "retention: %llu oldest audit records deleted (sequence %llu..%llu, oldest "
+	    "from %s): %s", (unsigned long long)R.n, (unsigned long long)R.first_seq,
+	    (unsigned long long)R.upto, when, why)) == 0)
+		rc = store_batch_prune_audit(b, R.upto);
+	if (rc != 0)
+		log_warnx("audit retention: prune not queued: %s", vtpm_strerror(rc));
+	else
+		log_info("audit retention: deleting %llu oldest records (up to sequence %llu)",
+		    (unsigned long long)R.n, (unsigned long long)R.upto);
+	R.upto = 0;
 }
 
 /* ---- vtpmctl audit ---------------------------------------------------- */

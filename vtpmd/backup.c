@@ -304,6 +304,21 @@ job_read_step(struct job *j)
 }
 
 int
+job_keys_wait(struct job *j, const char *why)
+{
+	time_t now = time(NULL);
+
+	if (j->keys_deadline == 0) {
+		j->keys_deadline = now + JOB_KEYS_WAIT_SEC;
+		log_info("%s: %s", j->op, why);
+	} else if (now > j->keys_deadline) {
+		return -1;
+	}
+	j->phase = PH_KEYS;
+	return 0;
+}
+
+int
 job_load_keys(struct job *j)
 {
 	char why[256], hk[2 * SEAL_KID_LEN + 1], ok[2 * SEAL_KID_LEN + 1];
@@ -329,7 +344,10 @@ job_load_keys(struct job *j)
 		}
 	} else {
 		if ((rc = migrate_keys(&j->file_kek, j->mac_key, why, sizeof(why))) != 0) {
-			job_fail(j, rc, "%s", why);
+			if (rc == VTPM_E_AGAIN && job_keys_wait(j, why) == 0)
+				return 0;	/* PH_KEYS: asked again when the broker answered */
+			job_fail(j, rc, "%s%s", rc == VTPM_E_AGAIN ?
+			    "no migration key in time: " : "", why);
 			return -1;
 		}
 		if (sodium_memcmp(j->head.kid, j->file_kek->kid, SEAL_KID_LEN) != 0) {
@@ -1113,7 +1131,7 @@ ops_running(void)
 int
 ops_busy(void)
 {
-	return J != NULL && J->phase != PH_STOP;
+	return J != NULL && J->phase != PH_STOP && J->phase != PH_KEYS;
 }
 
 int
@@ -1156,6 +1174,14 @@ ops_run(void)
 		return;
 	case PH_STOP:
 		migrate_step(j);
+		return;
+	case PH_KEYS:
+		/* ask again: keys.c's fetch thread wakes the loop when the broker answered */
+		if (j->kind == JOB_EXPORT) {
+			migrate_step(j);
+		} else {
+			(void)job_load_keys(j);
+		}
 		return;
 	case PH_READ:
 		if (job_read_step(j) != 0)

@@ -42,7 +42,9 @@
 #define KEYS_RETRY_MAX	60
 
 enum keys_state { KEYS_WAITING, KEYS_REFUSED, KEYS_READY };
-enum keys_job { JOB_NONE, JOB_CURRENT, JOB_VERSION, JOB_ROTATE };
+enum keys_job { JOB_NONE, JOB_CURRENT, JOB_VERSION, JOB_ROTATE, JOB_RESOURCE };
+
+#define KEYS_RESOURCE_KEEP	30	/* seconds an unclaimed resource is kept */
 
 static struct {
 	struct keyprov		*kp;
@@ -63,6 +65,13 @@ static struct {
 	/* rotation: the admin client waiting for the answer */
 	int			 rot_fd;
 	int			 stopping;
+	/* another resource (keys_fetch_resource()): the finished fetch, unclaimed */
+	char			 res_name[400];
+	int			 res_done;
+	int			 res_rc;
+	char			 res_why[KEYPROV_WHY_LEN];
+	struct seal_kek		*res_kek;
+	time_t			 res_when;
 } K = { .ev = { .fd = -1 }, .rot_fd = -1 };
 
 static void
@@ -95,8 +104,11 @@ keys_thread(void *arg)
 	ssize_t w;
 
 	K.job_kek = NULL;
-	K.job_rc = keyprov_get_version(K.kp, K.job == JOB_VERSION ? K.job_version : 0,
-	    &K.job_kek);
+	if (K.job == JOB_RESOURCE)
+		K.job_rc = keyprov_get_resource(K.kp, K.res_name, &K.job_kek);
+	else
+		K.job_rc = keyprov_get_version(K.kp, K.job == JOB_VERSION ? K.job_version : 0,
+		    &K.job_kek);
 	snprintf(K.job_why, sizeof(K.job_why), "%s", K.job_rc != 0 ?
 	    keyprov_last_error(K.kp) : "");
 	do
@@ -355,7 +367,9 @@ keys_rotate(int fd, char *why, size_t whylen)
 		return VTPM_E_UNSUPPORTED;
 	}
 	if (K.job != JOB_NONE || K.rot_fd >= 0) {
-		snprintf(why, whylen, "a rotation is already in progress");
+		snprintf(why, whylen, K.job == JOB_RESOURCE ? "the key broker is busy (a "
+		    "migration key is being fetched); try again" :
+		    "a rotation is already in progress");
 		return VTPM_E_BUSY;
 	}
 	if (ops_running()) {	/* a backup or restore holds keys of the current version */
@@ -398,6 +412,18 @@ keys_event(void)
 		keys_rotate_done(K.job_rc, K.job_why, K.job_kek);
 		return;
 	}
+	if (job == JOB_RESOURCE) {
+		/* kept for keys_fetch_resource() to claim; the root-key state is untouched */
+		K.res_done = 1;
+		K.res_rc = K.job_rc;
+		snprintf(K.res_why, sizeof(K.res_why), "%s", K.job_why);
+		K.res_kek = K.job_kek;
+		K.job_kek = NULL;
+		K.res_when = time(NULL);
+		if (K.res_rc != 0)
+			log_warnx("kbs: resource %s not released: %s", K.res_name, K.res_why);
+		return;
+	}
 	if (K.stopping) {
 		seal_kek_free(K.job_kek);
 		return;
@@ -421,9 +447,60 @@ keys_event(void)
 	keys_check(K.job_kek, job == JOB_CURRENT);
 }
 
+static void
+keys_resource_drop(void)
+{
+	seal_kek_free(K.res_kek);	/* wipes */
+	K.res_kek = NULL;
+	K.res_done = 0;
+}
+
+int
+keys_fetch_resource(const char *resource, struct seal_kek **out, char *why, size_t whylen)
+{
+	int rc;
+
+	*out = NULL;
+	if (K.res_done && strcmp(K.res_name, resource) == 0) {
+		rc = K.res_rc;
+		if (rc == 0)
+			*out = K.res_kek;
+		else
+			snprintf(why, whylen, "%s", K.res_why);
+		K.res_kek = NULL;
+		K.res_done = 0;
+		return rc;
+	}
+	if (K.state != KEYS_READY || K.kp == NULL) {
+		snprintf(why, whylen, "no root key yet (%s)", K.status);
+		return VTPM_E_AGAIN;
+	}
+	if (keyprov_is_dev(K.kp)) {
+		snprintf(why, whylen, "resource %s needs a key broker (--key-provider kbs:URL)",
+		    resource);
+		return VTPM_E_UNSUPPORTED;
+	}
+	if (K.job != JOB_NONE || K.stopping) {
+		snprintf(why, whylen, "the key broker is busy");
+		return VTPM_E_AGAIN;	/* a rotation, or this very fetch */
+	}
+	if (strlen(resource) >= sizeof(K.res_name)) {
+		snprintf(why, whylen, "resource name too long");
+		return VTPM_E_INVAL;
+	}
+	keys_resource_drop();		/* an unclaimed result of another resource */
+	snprintf(K.res_name, sizeof(K.res_name), "%s", resource);
+	log_info("kbs: fetching resource %s from %s", resource, keyprov_spec(K.kp));
+	keys_job_start(JOB_RESOURCE, 0);
+	snprintf(why, whylen, "fetching %s from the key broker", resource);
+	return VTPM_E_AGAIN;
+}
+
 void
 keys_tick(time_t now)
 {
+	if (K.res_done && now - K.res_when > KEYS_RESOURCE_KEEP)
+		keys_resource_drop();	/* nobody claimed it: do not keep a key around */
 	if (K.state != KEYS_READY && K.job == JOB_NONE && K.next_try != 0 &&
 	    now >= K.next_try && !K.stopping)
 		keys_job_start(JOB_CURRENT, 0);
@@ -441,18 +518,9 @@ keys_status(void)
 	return K.status;
 }
 
-static int
-keys_evidence(void *arg, const char *tee, const uint8_t rd[KEYPROV_REPORT_DATA_LEN],
-    char *out, size_t cap, size_t *len)
-{
-	/* Only the simulated backend has a Trustee evidence form here ("sample"). */
-	if (strcmp(tee, "sample") == 0)
-		return keyprov_kbs_sample_evidence(arg, tee, rd, out, cap, len);
-	return VTPM_E_UNSUPPORTED;
-}
-
-static void
-keys_config(struct keyprov_config *kc)
+/* The provider's settings; NULL on success, else why it cannot be used. */
+static const char *
+keys_config(struct keyprov_config *kc, char *why, size_t whylen)
 {
 	memset(kc, 0, sizeof(*kc));
 	kc->kc_spec = V->cfg.key_provider;
@@ -460,9 +528,15 @@ keys_config(struct keyprov_config *kc)
 	kc->kc_resource = V->cfg.key_resource;
 	kc->kc_ca_file = V->cfg.kbs_ca_file;
 	kc->kc_allow_http = V->cfg.kbs_allow_http;
-	kc->kc_tee = strcmp(V->cfg.attestation, "sim") == 0 ? "sample" : V->cfg.attestation;
 	kc->kc_tee_key = V->cfg.kbs_tee_key;
 	kc->kc_evidence = keys_evidence;
+	if (strncmp(V->cfg.key_provider, "kbs:", 4) != 0) {
+		kc->kc_tee = "sample";	/* unused by file: */
+		return NULL;
+	}
+	if ((kc->kc_tee = keys_evidence_tee(why, whylen)) == NULL)
+		return why;
+	return NULL;
 }
 
 int
@@ -472,11 +546,17 @@ keys_check_config(void)
 	struct keyprov *kp = NULL;
 	int rc;
 
+	char why[ATTEST_WHY_LEN];
+
 	if (strncmp(V->cfg.key_provider, "kbs:", 4) != 0)
 		return 0;	/* file: -n must not create a development key */
-	keys_config(&kc);
+	if (keys_config(&kc, why, sizeof(why)) != NULL) {
+		log_warnx("key broker evidence: %s", why);
+		return VTPM_E_INVAL;
+	}
 	rc = keyprov_open_config(&kc, &kp);	/* checks everything but the network */
 	keyprov_close(kp);
+	keys_evidence_close();
 	return rc;
 }
 
@@ -485,9 +565,15 @@ keys_init(void)
 {
 	struct keyprov_config kc;
 	struct seal_kek *k = NULL;
+	char why[ATTEST_WHY_LEN];
 	int rc;
 
-	keys_config(&kc);
+	if (keys_config(&kc, why, sizeof(why)) != NULL)
+		fatalx("key broker evidence: %s", why);
+	if (strncmp(V->cfg.key_provider, "kbs:", 4) == 0)
+		log_info("kbs: attesting to the key broker as tee \"%s\"%s", kc.kc_tee,
+		    strcmp(kc.kc_tee, "sample") == 0 ? " (no signed evidence: only a broker "
+		    "with Trustee's sample verifier accepts it; development only)" : "");
 	if ((rc = keyprov_open_config(&kc, &K.kp)) != 0)
 		fatalx("key provider %s: %s", V->cfg.key_provider, vtpm_strerror(rc));
 	if (keyprov_is_dev(K.kp)) {
@@ -530,6 +616,8 @@ keys_shutdown(void)
 		seal_kek_free(K.current);
 		K.current = NULL;
 	}
+	keys_resource_drop();
+	keys_evidence_close();
 	if (K.ev.fd >= 0) {
 		ev_del(&K.ev);
 		close(K.ev.fd);

@@ -7,12 +7,15 @@
  * provider for bytes only (the key is derived, never used raw); trusts
  * nothing in an export file (backup.c's checks run first).
  *
- * The migration secret comes from a key provider (keyprov.h):
- * --migration-key-provider SPEC, with --dev defaulting to
- * file:STATE_DIR/dev-migration.key (created if missing). Both vtpmds must
- * get the same secret: for now a file: both hosts hold; once the broker's
- * kbs: provider is wired for a second resource it slots in here unchanged
- * (migrate_keys() is the one place that fetches).
+ * The migration secret comes from the key broker (--migration-key-resource
+ * REPO/TYPE/TAG with --key-provider kbs:URL): fetched on demand, in an
+ * attested session of its own on keys.c's fetch thread, when an export or
+ * import needs it, and wiped once the job derived its keys (an export or
+ * import waits in PH_KEYS meanwhile; the event loop keeps serving). Both
+ * vtpmds get the same resource from the broker after attestation. For
+ * development, --migration-key-provider file:PATH (with --dev defaulting
+ * to file:STATE_DIR/dev-migration.key, created if missing) reads a secret
+ * both hosts hold. migrate_keys() is the one place that fetches.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -32,6 +35,7 @@
 #define EXPORT_STOP_SEC		15	/* a worker gets this long to save and stop */
 
 static const char *mig_spec;	/* NULL: export and import are off */
+static const char *mig_resource;	/* kbs: the broker's resource, or NULL */
 static struct keyprov *mig_kp;	/* opened on first use */
 static char mig_spec_buf[4200];
 
@@ -41,6 +45,13 @@ migrate_init(void)
 {
 	const char *spec = V->cfg.migration_key_provider;
 
+	if (V->cfg.migration_key_resource != NULL) {
+		mig_resource = V->cfg.migration_key_resource;
+		mig_spec = V->cfg.key_provider;
+		log_info("migration key: resource %s from %s (fetched after attestation when "
+		    "an export or import needs it)", mig_resource, mig_spec);
+		return;
+	}
 	if (spec == NULL && V->cfg.dev) {
 		snprintf(mig_spec_buf, sizeof(mig_spec_buf), "file:%s/dev-migration.key",
 		    V->cfg.state_dir);
@@ -51,9 +62,8 @@ migrate_init(void)
 		return;
 	}
 	if (strncmp(spec, "kbs:", 4) == 0)
-		fatalx("--migration-key-provider %s: a broker-held migration key is not wired "
-		    "yet (it needs the kbs provider's resource and evidence settings for a "
-		    "second resource, fetched off the event loop as keys.c does); use file:PATH",
+		fatalx("--migration-key-provider %s: for a broker-held migration key use "
+		    "--migration-key-resource REPO/TYPE/TAG (same broker as --key-provider)",
 		    spec);
 	if (strncmp(spec, "file:", 5) == 0 && !V->cfg.allow_key_file)
 		fatalx("--migration-key-provider file: is refused without --dev or "
@@ -74,8 +84,20 @@ migrate_keys(struct seal_kek **wrap, uint8_t *mac_key, char *why, size_t whylen)
 	*wrap = NULL;
 	if (mig_spec == NULL) {
 		snprintf(why, whylen, "no migration key: start vtpmd with "
-		    "--migration-key-provider SPEC (the same secret on both vtpmds)");
+		    "--migration-key-resource REPO/TYPE/TAG (or, for development, "
+		    "--migration-key-provider file:PATH)");
 		return VTPM_E_UNSUPPORTED;
+	}
+	if (mig_resource != NULL) {
+		/* VTPM_E_AGAIN: the fetch runs; the caller waits in PH_KEYS and asks again */
+		if ((rc = keys_fetch_resource(mig_resource, &secret, why, whylen)) != 0)
+			return rc;
+		rc = bkf_migration_keys(secret, wrap, mac_key);
+		seal_kek_free(secret);		/* wipes: only the derived keys stay, in the job */
+		if (rc != 0)
+			snprintf(why, whylen, "cannot derive the migration keys: %s",
+			    vtpm_strerror(rc));
+		return rc;
 	}
 	if (mig_kp == NULL && (rc = keyprov_open(mig_spec, V->cfg.dev, &mig_kp)) != 0) {
 		mig_kp = NULL;
@@ -134,7 +156,8 @@ migrate_admin_export(json_object *req, int conn, int *passfd, json_object **repl
 		snprintf(why, sizeof(why), "export needs \"name\": an instance name");
 	else if (mig_spec == NULL)
 		snprintf(why, sizeof(why), "no migration key: start vtpmd with "
-		    "--migration-key-provider SPEC (the same secret on both vtpmds)");
+		    "--migration-key-resource REPO/TYPE/TAG (or, for development, "
+		    "--migration-key-provider file:PATH)");
 	else if (!OPS_KEYED())
 		snprintf(why, sizeof(why), "%s", OPS_NOT_KEYED);
 	else if (job_check_writable(*passfd, why, sizeof(why)) != 0)
@@ -156,13 +179,37 @@ migrate_admin_export(json_object *req, int conn, int *passfd, json_object **repl
 	*passfd = -1;
 	memcpy(j->name, name, strlen(name) + 1);
 	j->total = 1;
-	j->stop_deadline = time(NULL) + EXPORT_STOP_SEC;
-	/* attaches wait from now (ops_attach_blocked()); a live worker saves and stops */
-	j->phase = inst_end_worker(name, 1, "instance exported") ? PH_STOP : PH_APPLY;
+	/* attaches wait from now (ops_attach_blocked()); first the migration key */
+	j->phase = PH_KEYS;
 	job_start(j);
-	log_info("export of %s started%s", name, j->phase == PH_STOP ?
-	    ": waiting for its worker to save its state and stop" : "");
+	log_info("export of %s started", name);
 	return OPS_TAKEN;
+}
+
+/*
+ * PH_KEYS of an export: the migration keys first (from the broker this may
+ * take a few round trips; the instance keeps its worker meanwhile), then the
+ * live worker is asked to save and stop. A refused key changes nothing.
+ */
+static void
+export_begin(struct job *j)
+{
+	char why[300];
+	int rc;
+
+	if (j->file_kek == NULL &&
+	    (rc = migrate_keys(&j->file_kek, j->mac_key, why, sizeof(why))) != 0) {
+		if (rc == VTPM_E_AGAIN && job_keys_wait(j, why) == 0)
+			return;		/* the broker fetch runs: back in PH_KEYS */
+		job_fail(j, rc, "%s%s; nothing was changed", rc == VTPM_E_AGAIN ?
+		    "no migration key in time: " : "", why);
+		return;
+	}
+	j->stop_deadline = time(NULL) + EXPORT_STOP_SEC;
+	j->phase = inst_end_worker(j->name, 1, "instance exported") ? PH_STOP : PH_APPLY;
+	if (j->phase == PH_STOP)
+		log_info("export of %s: waiting for its worker to save its state and stop",
+		    j->name);
 }
 
 static void
@@ -193,10 +240,7 @@ export_apply(struct job *j)
 		job_fail(j, VTPM_E_AGAIN, "%s", OPS_NOT_KEYED);
 		return;
 	}
-	if ((rc = migrate_keys(&wrap, j->mac_key, why, sizeof(why))) != 0) {
-		job_fail(j, rc, "%s", why);
-		return;
-	}
+	wrap = j->file_kek;	/* export_begin() derived it; the job owns it */
 	/* the data key, rewrapped for the destination: never in clear outside guarded memory */
 	out = rec;
 	out.flags &= ~STORE_INST_FENCED;
@@ -290,7 +334,6 @@ export_apply(struct job *j)
 	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)j->bytes));
 	json_object_object_add(reply, "export", o);
 	store_batch_free(b);
-	seal_kek_free(wrap);
 	free(perm);
 	free(vol);
 	job_finish(j, reply);
@@ -298,7 +341,6 @@ export_apply(struct job *j)
 
 fail:
 	store_batch_free(b);
-	seal_kek_free(wrap);
 	free(perm);
 	free(vol);
 	(void)audit_log(NULL, STORE_AUDIT_EXPORT, rc, 0, j->uid, j->name, rec.uuid, NULL,
@@ -316,7 +358,8 @@ migrate_admin_import(json_object *req, int conn, int *passfd, json_object **repl
 
 	if (mig_spec == NULL)
 		snprintf(why, sizeof(why), "no migration key: start vtpmd with "
-		    "--migration-key-provider SPEC (the same secret on both vtpmds)");
+		    "--migration-key-resource REPO/TYPE/TAG (or, for development, "
+		    "--migration-key-provider file:PATH)");
 	else if (!OPS_KEYED())
 		snprintf(why, sizeof(why), "%s", OPS_NOT_KEYED);
 	else
@@ -454,6 +497,10 @@ migrate_step(struct job *j)
 {
 	if (j->kind == JOB_IMPORT) {
 		import_apply(j);
+		return;
+	}
+	if (j->phase == PH_KEYS) {
+		export_begin(j);
 		return;
 	}
 	if (j->phase == PH_STOP) {

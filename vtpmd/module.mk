@@ -2,7 +2,7 @@
 # Trust boundary, enforced by `make check-layering`: worker objects reference
 # no storage, key or attestation symbols; parent objects no libtpms symbol.
 VTPMD_PARENT_SRCS := vtpmd/vtpmd.c vtpmd/session.c vtpmd/instance.c vtpmd/admin.c vtpmd/config.c vtpmd/endorse.c
-VTPMD_PARENT_SRCS += vtpmd/keys.c
+VTPMD_PARENT_SRCS += vtpmd/keys.c vtpmd/keys_evidence.c
 # Operators (issue 7): backup/verify/restore, export/import, audit log, metrics.
 VTPMD_PARENT_SRCS += vtpmd/backup.c vtpmd/migrate.c vtpmd/audit.c vtpmd/metrics.c
 VTPMD_WORKER_SRCS := vtpmd/worker.c vtpmd/zygote.c

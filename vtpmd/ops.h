@@ -76,9 +76,17 @@ int  audit_log(struct store_batch *b, uint8_t event, int32_t result, uint32_t fl
 
 /* An attach with verified claims c was refused with ERR_* code errcode (queued). */
 void audit_attach_refused(const struct attest_claims *c, int errcode, const char *why);
-/* Queued records waiting for a commit (batch_commit() commits even without blobs then). */
+/*
+ * Queued records waiting for a commit, or a retention prune due
+ * (--audit-retention, --audit-max-records; checked at most once a second):
+ * batch_commit() commits even without blobs then.
+ */
 int  audit_pending(void);
-/* Moves the queued records into b (batch_commit(), just before it commits). */
+/*
+ * Moves the queued records into b (batch_commit(), just before it commits),
+ * then a due prune: its own audit record ("audit-prune") and the deletion
+ * of the oldest records, in the same transaction.
+ */
 void audit_flush(struct store_batch *b);
 /* Admin op "audit": {"since": unix seconds (optional), "limit": n (optional)}. */
 json_object *audit_admin(json_object *req);

@@ -34,6 +34,7 @@ enum job_phase {
 	PH_SCAN,	/* backup: measure every instance of the snapshot */
 	PH_WRITE,	/* backup: write the sections */
 	PH_STOP,	/* export: waiting for the instance's worker to save and stop */
+	PH_KEYS,	/* export / import: waiting for the broker's migration key */
 	PH_DONE,
 };
 
@@ -73,6 +74,9 @@ struct job {
 	char			 name[STORE_NAME_MAX + 1];
 	time_t			 stop_deadline;
 	int			 stop_killed;
+
+	/* export / import: the broker's migration key (PH_KEYS) */
+	time_t			 keys_deadline;
 };
 
 /* backup.c, for migrate.c */
@@ -95,6 +99,14 @@ int  job_read_step(struct job *j);
 int  job_verify_step(struct job *j);
 /* Loads the keys for the file's kind (backup: root key; export: migration keys). 0 or failed (replied). */
 int  job_load_keys(struct job *j);
+
+/*
+ * Parks j in PH_KEYS while the broker fetch of the migration key runs
+ * (migrate_keys() said VTPM_E_AGAIN with why); ops_run() retries the step
+ * that asked. 0, or -1 once JOB_KEYS_WAIT_SEC passed (the caller fails j).
+ */
+#define JOB_KEYS_WAIT_SEC	60
+int  job_keys_wait(struct job *j, const char *why);
 
 /* migrate.c, for backup.c */
 int  migrate_admin_export(json_object *req, int conn, int *passfd, json_object **reply);

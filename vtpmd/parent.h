@@ -62,6 +62,10 @@ struct config {
 	gid_t		 worker_gid;
 	const char	*migration_key_provider;	/* export/import (migrate.c); NULL = off */
 	const char	*metrics_listen;	/* tcp:127.0.0.1:PORT (metrics.c); NULL = off */
+	const char	*kbs_tee;		/* --kbs-tee auto|snp|tdx|sample; NULL = auto */
+	const char	*migration_key_resource;	/* kbs: REPO/TYPE/TAG (migrate.c) */
+	int		 audit_retention_days;	/* audit.c: 0 = keep forever */
+	long		 audit_max_records;	/* audit.c: 0 = no limit */
 };
 
 /* Event-loop registration: every fd in epoll points at one of these. */
@@ -187,5 +191,21 @@ void keys_tick(time_t now);	/* retries with backoff */
 /* Starts a rotation; 0 = the reply to fd comes later (keys.c owns fd), else why. */
 int  keys_rotate(int fd, char *why, size_t whylen);
 void keys_shutdown(void);
+/*
+ * Fetches the kbs: resource (REPO/TYPE/TAG) on the fetch thread. 0 and *out
+ * (owned by the caller, seal_kek_free()) when a fetch of this resource has
+ * finished; VTPM_E_AGAIN while it runs or the thread is busy (ask again);
+ * else the provider's error with why. Only when the root key is READY.
+ */
+int  keys_fetch_resource(const char *resource, struct seal_kek **out, char *why,
+    size_t whylen);
+
+/* keys_evidence.c: what vtpmd shows the key broker */
+/* The TEE name for the broker (--kbs-tee, the backend); NULL with why. */
+const char *keys_evidence_tee(char *why, size_t whylen);
+/* A keyprov_evidence_fn: sample, or the backend's SNP/TDX evidence as Trustee parses it. */
+int  keys_evidence(void *arg, const char *tee, const uint8_t rd[64], char *out,
+    size_t cap, size_t *len);
+void keys_evidence_close(void);
 
 #endif

@@ -45,11 +45,13 @@ usage(FILE *f)
 "             [--policy FILE] [--attestation-trust-test-ark] [--attestation-cache-dir DIR]\n"
 "             [--key-provider file:PATH] [--allow-key-file]\n"
 "             [--key-provider kbs:https://HOST:PORT --key-resource REPO/TYPE/TAG\n"
-"              [--kbs-ca-file PEM] [--kbs-allow-http] [--kbs-tee-key ec|rsa]]\n"
+"              [--kbs-ca-file PEM] [--kbs-allow-http] [--kbs-tee-key ec|rsa]\n"
+"              [--kbs-tee auto|snp|tdx|sample] [--migration-key-resource REPO/TYPE/TAG]]\n"
 "             [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
 "             [--auto-enrol] [--pcr-banks LIST] [--idle-timeout SEC]\n"
 "             [--max-handshakes N] [--store-map-size MIB] [--worker-user USER] [--worker-spawn zygote|exec] [-n] [-v]\n"
 "             [--migration-key-provider file:PATH] [--metrics-listen tcp:127.0.0.1:PORT]\n"
+"             [--audit-retention DAYS] [--audit-max-records N]\n"
 "Endpoints: unix:PATH, vsock:PORT, tcp:127.0.0.1:PORT.\n"
 "--dev: development mode. Simulated attestation, a local key file in the state\n"
 "directory, auto-enrolment. NOT FOR PRODUCTION. See vtpmd(8).\n");
@@ -108,6 +110,7 @@ enum {
 	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER, OPT_WORKER_USER, OPT_CONFIG, OPT_WORKER_SPAWN,
 	OPT_KEY_RESOURCE, OPT_KBS_CA_FILE, OPT_KBS_ALLOW_HTTP, OPT_KBS_TEE_KEY,
 	OPT_MIGRATION_KP, OPT_METRICS_LISTEN,
+	OPT_KBS_TEE, OPT_MIGRATION_RES, OPT_AUDIT_RETENTION, OPT_AUDIT_MAX,
 };
 
 static const struct option longopts[] = {
@@ -141,6 +144,10 @@ static const struct option longopts[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "migration-key-provider", required_argument, NULL, OPT_MIGRATION_KP },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "kbs-tee", required_argument, NULL, OPT_KBS_TEE },
+	{ "migration-key-resource", required_argument, NULL, OPT_MIGRATION_RES },
+	{ "audit-retention", required_argument, NULL, OPT_AUDIT_RETENTION },
+	{ "audit-max-records", required_argument, NULL, OPT_AUDIT_MAX },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -244,17 +251,26 @@ check_security(struct config *c)
 			fatalx("--key-provider %s: plain http is refused without "
 			    "--kbs-allow-http (the broker would not be authenticated)",
 			    c->key_provider);
-		if (strcmp(c->attestation, "sim") != 0)
-			fatalx("--key-provider kbs: with --attestation %s: this build has "
-			    "Trustee evidence only for the simulated backend (tee \"sample\")",
-			    c->attestation);
-		log_warnx("kbs: attesting to the key broker as tee \"sample\" (simulated "
-		    "attestation): only a broker with Trustee's sample verifier accepts it");
+		if (c->kbs_tee != NULL && strcmp(c->kbs_tee, "sample") == 0 &&
+		    strcmp(c->attestation, "sim") != 0 && !c->dev)
+			fatalx("--kbs-tee sample with --attestation %s: unsigned evidence is "
+			    "for development only (add --dev)", c->attestation);
+		if (c->migration_key_resource != NULL) {
+			if (!keyprov_resource_ok(c->migration_key_resource))
+				fatalx("--migration-key-resource %s: want REPO/TYPE/TAG",
+				    c->migration_key_resource);
+			if (c->migration_key_provider != NULL)
+				fatalx("--migration-key-resource and --migration-key-provider "
+				    "exclude each other");
+		}
 	}
 	if (strncmp(c->key_provider, "kbs:", 4) != 0 && (c->key_resource != NULL ||
 	    c->kbs_ca_file != NULL || c->kbs_allow_http))
 		fatalx("--key-resource, --kbs-ca-file and --kbs-allow-http need "
 		    "--key-provider kbs:URL");
+	if (strncmp(c->key_provider, "kbs:", 4) != 0 && (c->kbs_tee != NULL ||
+	    c->migration_key_resource != NULL))
+		fatalx("--kbs-tee and --migration-key-resource need --key-provider kbs:URL");
 }
 
 static void
@@ -328,6 +344,19 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 		case OPT_CONFIG:	break;	/* consumed by config_expand_args() */
 		case OPT_MIGRATION_KP:	c->migration_key_provider = optarg; break;
 		case OPT_METRICS_LISTEN: c->metrics_listen = optarg; break;
+		case OPT_KBS_TEE:
+			if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "snp") != 0 &&
+			    strcmp(optarg, "tdx") != 0 && strcmp(optarg, "sample") != 0)
+				fatalx("--kbs-tee: want auto, snp, tdx or sample");
+			c->kbs_tee = optarg;
+			break;
+		case OPT_MIGRATION_RES:	c->migration_key_resource = optarg; break;
+		case OPT_AUDIT_RETENTION:
+			c->audit_retention_days = (int)parse_num(optarg, 0, 36500, "--audit-retention");
+			break;
+		case OPT_AUDIT_MAX:
+			c->audit_max_records = parse_num(optarg, 0, 1000000000L, "--audit-max-records");
+			break;
 		case 'n':		*check_only = 1; break;
 		case 'v':		c->verbose = 1; log_init("vtpmd", LOG_LVL_DEBUG); break;
 		case 'h':		usage(stdout); exit(0);

@@ -6,9 +6,12 @@
  * inputs that json-c parses, jose_jcs(). Beyond "no crash" it checks their
  * promises: the output is zeroed on failure; a resource that parses gives a
  * read-only key of a valid version; JCS output parses back to an equal value
- * and is a fixed point.
+ * and is a fixed point. It also feeds the Trustee evidence writers
+ * (storage/kbs_evidence.c): any 1184 bytes as an SNP report, with the rest
+ * as a certificate, and any bytes as a TDX quote, must give JSON that parses.
  *
- * Seeds: tests/fuzz/corpus/kbs/ (the vector's JWE, resource forms).
+ * Seeds: tests/fuzz/corpus/kbs/ (the vector's JWE, resource forms, and
+ * snp-report-trustee = tests/vectors/snp-trustee/test-report.bin).
  * Build with `make fuzz` (clang) or, for replay, as part of `make check`.
  */
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include <sodium.h>
 
 #include "jose.h"
+#include "kbs_evidence.h"
 #include "keyprov.h"
 #include "log.h"
 
@@ -110,6 +114,32 @@ fz_jcs(const uint8_t *data, size_t size)
 	json_object_put(o);
 }
 
+static void
+fz_evidence(const uint8_t *data, size_t size)
+{
+	static char out[KEYPROV_EVIDENCE_MAX];
+	struct kbs_snp_cert c = { "VCEK", NULL, 0 };
+	json_object *o;
+	size_t n;
+
+	if (size >= KBS_SNP_REPORT_LEN) {
+		c.der = data + KBS_SNP_REPORT_LEN;
+		c.len = size - KBS_SNP_REPORT_LEN;
+		if (kbs_evidence_snp_json(data, KBS_SNP_REPORT_LEN, &c, c.len > 0, out,
+		    sizeof(out), &n) == 0) {
+			if ((o = json_tokener_parse(out)) == NULL || n != strlen(out))
+				abort();
+			json_object_put(o);
+		}
+	}
+	if (size > 0 && size < 65536 &&
+	    kbs_evidence_tdx_json(data, size, NULL, 0, out, sizeof(out), &n) == 0) {
+		if ((o = json_tokener_parse(out)) == NULL)
+			abort();
+		json_object_put(o);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -118,5 +148,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_jwe(data, size);
 	fz_resource(data, size);
 	fz_jcs(data, size);
+	fz_evidence(data, size);
 	return 0;
 }

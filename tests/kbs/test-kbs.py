@@ -9,9 +9,16 @@
 #   POST /kbs/v0/auth      version must be exactly "0.4.0"; answers a
 #                          32-byte nonce and sets the kbs-session-id cookie
 #   POST /kbs/v0/attest    checks, as Trustee does, that runtime-data.nonce
-#                          is the session's and, for tee "sample", that
-#                          primary_evidence.report_data == base64(SHA-384(
-#                          JCS({"additional-evidence","nonce","tee-pubkey"})))
+#                          is the session's and, with
+#                          D = SHA-384(JCS({"additional-evidence","nonce","tee-pubkey"})):
+#                          tee "sample": primary_evidence.report_data == base64(D);
+#                          tee "snp": SnpEvidence as Trustee's snp verifier
+#                          reads it: the 1184-byte report rebuilt from its JSON
+#                          fields, REPORT_DATA == D || 0x00*16, the VCEK from
+#                          cert_chain signed by the ASK, the ASK by the ARK
+#                          given with --snp-ark (pinned; a chain ARK must be
+#                          that one), and the report's ECDSA P-384 signature
+#                          by the VCEK. Anything else is AttestationError.
 #   GET  /kbs/v0/resource/REPO/TYPE/TAG
 #                          attested sessions only (cookie); answers a
 #                          flattened JWE to the session's tee-pubkey
@@ -26,6 +33,10 @@
 #   bad-tag      resource requests get a JWE whose tag does not verify
 #   wrong-key    resources hold another (fixed, random) 32-byte key
 #   slow         every request waits 2 s first
+# Accepted snp evidence is also written to DIR/last-snp.json with its digest.
+#   replay       snp: the evidence of the last session it accepted replaces the
+#                evidence sent (a genuine, signed report bound to another
+#                session's nonce and key): must be refused for its binding
 # It makes its own test CA and server certificate (127.0.0.1) in DIR at
 # start (or keeps those an earlier init/serve made), listens on 127.0.0.1
 # only, and writes its port to DIR/port.
@@ -33,6 +44,8 @@
 # usage: test-kbs.py serve --dir DIR [--port N] [--http] [--mode MODE]
 #        test-kbs.py init --dir DIR          only make the TLS material
 #        test-kbs.py set-key --dir DIR --resource R/T/G (--version N --key-hex HEX | --raw-hex HEX)
+#        (serve --snp-ark PEM: verify tee "snp" evidence against that ARK)
+#        test-kbs.py verify-snp --ark PEM EVIDENCE.json DIGEST_HEX   one SnpEvidence, offline
 #        test-kbs.py self-test VECTORS.json      reproduce the shared JWE vector and
 #                                                cross-check with python3-jwcrypto
 #        test-kbs.py make-rsa-vector OUT.json    an RSA-OAEP-256 vector for the unit test
@@ -155,6 +168,118 @@ def check_tee_pubkey(k):
         raise ValueError("tee-pubkey kty")
 
 
+# ---- SEV-SNP evidence (Trustee's SnpEvidence JSON) -------------------------
+
+def snp_tcb_bytes(t, turin):
+    # sev::TcbVersion back to the 8 raw bytes of its generation
+    if turin:
+        return bytes([t["fmc"], t["bootloader"], t["tee"], t["snp"], 0, 0, 0, t["microcode"]])
+    if t.get("fmc") is not None:
+        raise ValueError("fmc set on a pre-Turin TCB")
+    return bytes([t["bootloader"], t["tee"], 0, 0, 0, 0, t["snp"], t["microcode"]])
+
+
+def snp_report_bytes(r):
+    # The report, field by field, at the offsets of AMD's ATTESTATION_REPORT.
+    out = bytearray(1184)
+
+    def put(off, b):
+        out[off:off + len(b)] = b
+
+    def arr(name, n):
+        v = r[name]
+        if not isinstance(v, list) or len(v) != n or not all(isinstance(x, int) and 0 <= x < 256 for x in v):
+            raise ValueError("%s must be %d bytes" % (name, n))
+        return bytes(v)
+
+    def le(v, n):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError("integer expected")
+        return v.to_bytes(n, "little")
+
+    version = r["version"]
+    turin = version >= 3 and r.get("cpuid_fam_id") == 0x1A
+    put(0x000, le(version, 4))
+    put(0x004, le(r["guest_svn"], 4))
+    put(0x008, le(r["policy"], 8))
+    put(0x010, arr("family_id", 16))
+    put(0x020, arr("image_id", 16))
+    put(0x030, le(r["vmpl"], 4))
+    put(0x034, le(r["sig_algo"], 4))
+    put(0x038, snp_tcb_bytes(r["current_tcb"], turin))
+    put(0x040, le(r["plat_info"], 8))
+    put(0x048, le(r["key_info"], 4))
+    put(0x050, arr("report_data", 64))
+    put(0x090, arr("measurement", 48))
+    put(0x0C0, arr("host_data", 32))
+    put(0x0E0, arr("id_key_digest", 48))
+    put(0x110, arr("author_key_digest", 48))
+    put(0x140, arr("report_id", 32))
+    put(0x160, arr("report_id_ma", 32))
+    put(0x180, snp_tcb_bytes(r["reported_tcb"], turin))
+    if version >= 3:
+        put(0x188, bytes([r["cpuid_fam_id"], r["cpuid_mod_id"], r["cpuid_step"]]))
+    put(0x1A0, arr("chip_id", 64))
+    put(0x1E0, snp_tcb_bytes(r["committed_tcb"], turin))
+    for off, name in ((0x1E8, "current"), (0x1EC, "committed")):
+        v = r[name]
+        put(off, bytes([v["build"], v["minor"], v["major"]]))
+    put(0x1F0, snp_tcb_bytes(r["launch_tcb"], turin))
+    if version >= 5:
+        put(0x1F8, le(r["launch_mit_vector"], 8))
+        put(0x200, le(r["current_mit_vector"], 8))
+    sig = r["signature"]
+    for off, name in ((0x2A0, "r"), (0x2E8, "s")):
+        v = sig[name]
+        if not isinstance(v, list) or len(v) != 72:
+            raise ValueError("signature.%s must be 72 bytes" % name)
+        put(off, bytes(v))
+    return bytes(out)
+
+
+def snp_verify(ev, digest, ark_pem):
+    # Raises ValueError naming what failed; returns the report bytes.
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+    if not isinstance(ev, dict) or set(ev) != {"attestation_report", "cert_chain"}:
+        raise ValueError("SnpEvidence needs exactly attestation_report and cert_chain")
+    report = snp_report_bytes(ev["attestation_report"])
+    if not 2 <= int.from_bytes(report[0:4], "little") <= 5:
+        raise ValueError("report version")
+    if int.from_bytes(report[0x34:0x38], "little") != 1:
+        raise ValueError("sig_algo is not ECDSA P-384 with SHA-384")
+    want = digest + bytes(16)
+    if report[0x50:0x90] != want:
+        raise ValueError("REPORT_DATA is different from the runtime data's digest "
+                         "(got %s want %s)" % (report[0x50:0x90].hex(), want.hex()))
+    chain = ev["cert_chain"]
+    if not isinstance(chain, list):
+        raise ValueError("test-kbs needs cert_chain (it fetches nothing from AMD)")
+    certs = {}
+    for c in chain:
+        certs[c["cert_type"]] = x509.load_der_x509_certificate(bytes(c["data"]))
+    pinned = x509.load_pem_x509_certificate(ark_pem)
+    if "ARK" in certs and certs["ARK"].fingerprint(hashes.SHA256()) != pinned.fingerprint(hashes.SHA256()):
+        raise ValueError("the chain's ARK is not the pinned ARK")
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
+    leaf = certs.get("VCEK") or certs.get("VLEK")
+    if leaf is None or "ASK" not in certs:
+        raise ValueError("cert_chain needs a VCEK (or VLEK) and the ASK")
+    for child, issuer, what in ((certs["ASK"], pinned, "ASK by ARK"), (leaf, certs["ASK"], "VCEK by ASK")):
+        try:
+            issuer.public_key().verify(child.signature, child.tbs_certificate_bytes, pss,
+                                       hashes.SHA384())
+        except Exception:
+            raise ValueError("certificate signature %s does not verify" % what)
+    r = int.from_bytes(report[0x2A0:0x2E8], "little")
+    s_ = int.from_bytes(report[0x2E8:0x330], "little")
+    try:
+        leaf.public_key().verify(encode_dss_signature(r, s_), report[:0x2A0],
+                                 ec.ECDSA(hashes.SHA384()))
+    except Exception:
+        raise ValueError("the report signature does not verify with the VCEK")
+    return report
+
+
 # ---- TLS material --------------------------------------------------------
 
 def make_ca(d, name, cn):
@@ -210,13 +335,16 @@ def make_tls(d):
 # ---- the broker ----------------------------------------------------------
 
 class Broker:
-    def __init__(self, d, mode):
+    def __init__(self, d, mode, snp_ark=None):
         self.dir = d
         self.mode = mode
+        self.snp_ark = snp_ark
+        self.last_snp = None
         self.sessions = {}
         self.lock = threading.Lock()
         self.wrong_key = os.urandom(32)
-        self.stats = {"auth": 0, "attest": 0, "released": 0, "refused": 0}
+        self.stats = {"auth": 0, "attest": 0, "released": 0, "refused": 0,
+                      "snp": 0, "binding-refused": 0}
 
     def current_mode(self):
         try:
@@ -331,19 +459,42 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(401, error("AttestationError", "nonce mismatch"))
         digest = hashlib.sha384(jcs({"additional-evidence": additional, "nonce": nonce,
                                      "tee-pubkey": tee_pubkey})).digest()
-        if s["tee"] != "sample":
+        if s["tee"] == "snp":
+            if b.snp_ark is None:
+                return self.reply(401, error("AttestationError", "test-kbs has no "
+                                             "--snp-ark to verify snp evidence"))
+            if b.current_mode() == "replay" and b.last_snp is not None:
+                self.note("replaying the evidence of an earlier session")
+                primary = b.last_snp
+            try:
+                snp_verify(primary, digest, b.snp_ark)
+            except (KeyError, TypeError, ValueError) as e:
+                self.note("snp evidence refused: %s" % e)
+                if "REPORT_DATA" in str(e):
+                    b.count("binding-refused")
+                return self.reply(401, error("AttestationError",
+                                             "snp evidence refused: %s" % e))
+            b.last_snp = primary
+            tmp = os.path.join(b.dir, "last-snp.json.tmp")
+            with open(tmp, "w") as f:
+                json.dump({"evidence": primary, "digest": digest.hex()}, f)
+            os.replace(tmp, os.path.join(b.dir, "last-snp.json"))
+            b.count("snp")
+        elif s["tee"] == "sample":
+            try:
+                if not isinstance(primary, dict) or "svn" not in primary:
+                    raise ValueError("sample evidence needs svn")
+                rd = base64.b64decode(primary["report_data"], validate=True)
+            except (KeyError, TypeError, ValueError) as e:
+                return self.reply(401, error("AttestationError", "bad sample evidence: %s" % e))
+            if rd != digest:
+                self.note("REPORT_DATA mismatch: got %s want %s" % (rd.hex(), digest.hex()))
+                b.count("binding-refused")
+                return self.reply(401, error("AttestationError",
+                                             "REPORT_DATA is different from that in Sample Quote"))
+        else:
             return self.reply(401, error("AttestationError", "test-kbs verifies only "
-                                         "the sample TEE"))
-        try:
-            if not isinstance(primary, dict) or "svn" not in primary:
-                raise ValueError("sample evidence needs svn")
-            rd = base64.b64decode(primary["report_data"], validate=True)
-        except (KeyError, TypeError, ValueError) as e:
-            return self.reply(401, error("AttestationError", "bad sample evidence: %s" % e))
-        if rd != digest:
-            self.note("REPORT_DATA mismatch: got %s want %s" % (rd.hex(), digest.hex()))
-            return self.reply(401, error("AttestationError",
-                                         "REPORT_DATA is different from that in Sample Quote"))
+                                         "the sample and snp TEEs"))
         with b.lock:
             s["attested"] = True
             s["tee-pubkey"] = tee_pubkey
@@ -404,7 +555,11 @@ def serve(args):
     os.makedirs(os.path.join(args.dir, "resources"), exist_ok=True)
     make_tls(args.dir)
     srv = Server(("127.0.0.1", args.port), Handler)
-    srv.broker = Broker(args.dir, args.mode)
+    ark = None
+    if args.snp_ark:
+        with open(args.snp_ark, "rb") as f:
+            ark = f.read()
+    srv.broker = Broker(args.dir, args.mode, ark)
     if not args.http:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -499,7 +654,8 @@ def main():
     s.add_argument("--http", action="store_true")
     s.add_argument("--mode", default="normal",
                    choices=["normal", "deny", "deny-attest", "garbage", "bad-tag",
-                            "wrong-key", "slow"])
+                            "wrong-key", "slow", "replay"])
+    s.add_argument("--snp-ark", help="PEM of the ARK that SNP evidence must chain to")
     k = sub.add_parser("set-key")
     k.add_argument("--dir", required=True)
     k.add_argument("--resource", required=True)
@@ -510,6 +666,10 @@ def main():
     i.add_argument("--dir", required=True)
     t = sub.add_parser("self-test")
     t.add_argument("vectors")
+    v = sub.add_parser("verify-snp")
+    v.add_argument("--ark", required=True)
+    v.add_argument("evidence")
+    v.add_argument("digest")
     r = sub.add_parser("make-rsa-vector")
     r.add_argument("out")
     a = p.parse_args()
@@ -526,6 +686,18 @@ def main():
         return make_tls(a.dir)
     if a.cmd == "self-test":
         return self_test(a)
+    if a.cmd == "verify-snp":
+        with open(a.ark, "rb") as f:
+            ark = f.read()
+        with open(a.evidence) as f:
+            ev = json.load(f)
+        try:
+            snp_verify(ev, bytes.fromhex(a.digest), ark)
+        except (KeyError, TypeError, ValueError) as e:
+            print("refused: %s" % e)
+            return 1
+        print("verified")
+        return 0
     return make_rsa_vector(a)
 
 

@@ -9,12 +9,15 @@
  *   corrupt-blob DIR NAME OFFSET [TYPE]   flips the low bit of one byte
  *   save-blob DIR NAME FILE [TYPE]        writes the sealed blob to FILE
  *   restore-blob DIR NAME FILE [TYPE]     puts FILE back as the blob (a rollback)
+ *   audit-add DIR DAYS_AGO COUNT   appends COUNT audit records dated DAYS_AGO
+ *                                  days back (retention tests)
  * TYPE is permanent (default) or volatile.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "seal.h"
@@ -30,7 +33,8 @@ usage(void)
 "       vtpm-storetool copy-blob DIR SRC DST [permanent|volatile]\n"
 "       vtpm-storetool corrupt-blob DIR NAME OFFSET [permanent|volatile]\n"
 "       vtpm-storetool save-blob DIR NAME FILE [permanent|volatile]\n"
-"       vtpm-storetool restore-blob DIR NAME FILE [permanent|volatile]\n");
+"       vtpm-storetool restore-blob DIR NAME FILE [permanent|volatile]\n"
+"       vtpm-storetool audit-add DIR DAYS_AGO COUNT\n");
 	exit(2);
 }
 
@@ -167,6 +171,28 @@ main(int argc, char **argv)
 			return 1;
 		}
 		put_blob(s, &dst, type, len);
+	} else if (strcmp(cmd, "audit-add") == 0 && argc == 5) {
+		struct store_audit_record r;
+		struct store_batch *b = store_batch_new();
+		uint8_t enc[STORE_AUDIT_RECORD_MAX];
+		long days = strtol(argv[3], &end, 10), n = strtol(argv[4], NULL, 10);
+		uint64_t t = (uint64_t)time(NULL) * 1000 - (uint64_t)days * 86400000ULL;
+
+		if (b == NULL || *end != '\0' || days < 0 || n < 1 || n > 100000)
+			usage();
+		for (i = 0; i < n; i++) {
+			memset(&r, 0, sizeof(r));
+			r.event = STORE_AUDIT_BACKUP;
+			r.time_ms = t + (uint64_t)i;
+			r.actor_uid = 0;
+			snprintf(r.detail, sizeof(r.detail), "test record %d, %ld days old", i, days);
+			if ((rc = store_audit_encode(&r, enc, sizeof(enc), &len)) != 0 ||
+			    (rc = store_batch_put_audit(b, enc, len)) != 0)
+				die("audit-add", rc);
+		}
+		if ((rc = store_batch_commit(s, b)) != 0)
+			die("audit-add", rc);
+		store_batch_free(b);
 	} else {
 		usage();
 	}

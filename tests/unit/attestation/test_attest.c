@@ -876,6 +876,10 @@ test_configfs(void)
 		rc |= attest_evidence_get(p, rd, ev, sizeof(ev), &el);
 		CHECK(rc == 0 && memcmp(ev + el - 32, nonce, 32) == 0,
 		    "the launch nonce file keeps the launch across restarts");
+		/* raw (the key broker's form): REPORTDATA is the report data as given */
+		rc = attest_evidence_get_raw(p, rd, ev, sizeof(ev), &el);
+		CHECK(rc == 0 && fake.inlen == 64 && memcmp(fake.inblob, rd, 64) == 0 &&
+		    ev[5] == ATTEST_TEE_TDX, "TDX raw evidence: inblob = report data unchanged");
 		attest_provider_free(p);
 	}
 	unlink(nf);

@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "jose.h"
+#include "kbs_evidence.h"
 #include "keyprov.h"
 #include "log.h"
 #include "seal.h"
@@ -781,6 +782,267 @@ out:
 	sodium_memzero(dek, sizeof(dek));
 }
 
+/* ---- Trustee evidence JSON ------------------------------------------------ */
+
+static uint8_t *
+read_vec(const char *rel, size_t *len)
+{
+	char path[512];
+	FILE *f;
+	uint8_t *buf;
+
+	snprintf(path, sizeof(path), "%s/../%s", vecdir, rel);
+	if ((f = fopen(path, "rb")) == NULL || (buf = malloc(1 << 20)) == NULL) {
+		printf("FATAL: cannot read %s\n", path);
+		exit(2);
+	}
+	*len = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	return buf;
+}
+
+/* An int member in 0..max, else -1 (also for null or a missing member). */
+static long long
+jint(json_object *o, const char *k, long long max)
+{
+	json_object *v;
+	long long n;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int))
+		return -1;
+	n = (long long)json_object_get_uint64(v);
+	return n >= 0 && n <= max ? n : -1;
+}
+
+static int
+jnull(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) && v == NULL;
+}
+
+/* Copies a JSON byte array of exactly n elements; 0 or -1. */
+static int
+jarr(json_object *o, const char *k, uint8_t *out, size_t n)
+{
+	json_object *v, *e;
+	size_t i;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_array) ||
+	    json_object_array_length(v) != n)
+		return -1;
+	for (i = 0; i < n; i++) {
+		e = json_object_array_get_idx(v, i);
+		if (!json_object_is_type(e, json_type_int) || json_object_get_int(e) < 0 ||
+		    json_object_get_int(e) > 255)
+			return -1;
+		out[i] = (uint8_t)json_object_get_int(e);
+	}
+	return 0;
+}
+
+static void
+put_le(uint8_t *p, uint64_t v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The raw TCB back from its JSON (the reverse of the generation's layout). */
+static int
+tcb_back(json_object *r, const char *k, int turin, uint8_t out[8])
+{
+	json_object *t;
+
+	memset(out, 0, 8);
+	if (!json_object_object_get_ex(r, k, &t))
+		return -1;
+	if (turin) {
+		out[0] = (uint8_t)jint(t, "fmc", 255);
+		out[1] = (uint8_t)jint(t, "bootloader", 255);
+		out[2] = (uint8_t)jint(t, "tee", 255);
+		out[3] = (uint8_t)jint(t, "snp", 255);
+	} else {
+		if (!jnull(t, "fmc"))
+			return -1;
+		out[0] = (uint8_t)jint(t, "bootloader", 255);
+		out[1] = (uint8_t)jint(t, "tee", 255);
+		out[6] = (uint8_t)jint(t, "snp", 255);
+	}
+	out[7] = (uint8_t)jint(t, "microcode", 255);
+	return 0;
+}
+
+/* Rebuilds the 1184 report bytes from SnpEvidence JSON as Trustee's sev crate would. */
+static int
+snp_json_back(json_object *ev, uint8_t rep[1184])
+{
+	json_object *r, *v, *sig;
+	long long ver;
+	int turin, bad = 0;
+
+	memset(rep, 0, 1184);
+	if (!json_object_object_get_ex(ev, "attestation_report", &r))
+		return -1;
+	ver = jint(r, "version", 5);
+	turin = ver >= 3 && jint(r, "cpuid_fam_id", 255) == 0x1A;
+	put_le(rep + 0x00, (uint64_t)ver, 4);
+	put_le(rep + 0x04, (uint64_t)jint(r, "guest_svn", 0xffffffffLL), 4);
+	put_le(rep + 0x08, (uint64_t)jint(r, "policy", 0x7fffffffffffffffLL), 8);
+	bad |= jarr(r, "family_id", rep + 0x10, 16) | jarr(r, "image_id", rep + 0x20, 16);
+	put_le(rep + 0x30, (uint64_t)jint(r, "vmpl", 3), 4);
+	put_le(rep + 0x34, (uint64_t)jint(r, "sig_algo", 0xffff), 4);
+	bad |= tcb_back(r, "current_tcb", turin, rep + 0x38);
+	put_le(rep + 0x40, (uint64_t)jint(r, "plat_info", 0x7fffffffffffffffLL), 8);
+	put_le(rep + 0x48, (uint64_t)jint(r, "key_info", 0xffffffffLL), 4);
+	bad |= jarr(r, "report_data", rep + 0x50, 64) | jarr(r, "measurement", rep + 0x90, 48) |
+	    jarr(r, "host_data", rep + 0xC0, 32) | jarr(r, "id_key_digest", rep + 0xE0, 48) |
+	    jarr(r, "author_key_digest", rep + 0x110, 48) |
+	    jarr(r, "report_id", rep + 0x140, 32) | jarr(r, "report_id_ma", rep + 0x160, 32);
+	bad |= tcb_back(r, "reported_tcb", turin, rep + 0x180);
+	if (ver >= 3) {
+		rep[0x188] = (uint8_t)jint(r, "cpuid_fam_id", 255);
+		rep[0x189] = (uint8_t)jint(r, "cpuid_mod_id", 255);
+		rep[0x18A] = (uint8_t)jint(r, "cpuid_step", 255);
+	} else if (!jnull(r, "cpuid_fam_id") || !jnull(r, "cpuid_mod_id") ||
+	    !jnull(r, "cpuid_step")) {
+		bad = -1;
+	}
+	bad |= jarr(r, "chip_id", rep + 0x1A0, 64);
+	bad |= tcb_back(r, "committed_tcb", turin, rep + 0x1E0);
+	if (!json_object_object_get_ex(r, "current", &v))
+		return -1;
+	rep[0x1E8] = (uint8_t)jint(v, "build", 255);
+	rep[0x1E9] = (uint8_t)jint(v, "minor", 255);
+	rep[0x1EA] = (uint8_t)jint(v, "major", 255);
+	if (!json_object_object_get_ex(r, "committed", &v))
+		return -1;
+	rep[0x1EC] = (uint8_t)jint(v, "build", 255);
+	rep[0x1ED] = (uint8_t)jint(v, "minor", 255);
+	rep[0x1EE] = (uint8_t)jint(v, "major", 255);
+	bad |= tcb_back(r, "launch_tcb", turin, rep + 0x1F0);
+	if (ver >= 5) {
+		put_le(rep + 0x1F8, (uint64_t)jint(r, "launch_mit_vector", 0x7fffffffffffffffLL), 8);
+		put_le(rep + 0x200, (uint64_t)jint(r, "current_mit_vector", 0x7fffffffffffffffLL), 8);
+	} else if (!jnull(r, "launch_mit_vector") || !jnull(r, "current_mit_vector")) {
+		bad = -1;
+	}
+	if (!json_object_object_get_ex(r, "signature", &sig))
+		return -1;
+	bad |= jarr(sig, "r", rep + 0x2A0, 72) | jarr(sig, "s", rep + 0x2E8, 72);
+	return bad;
+}
+
+static void
+test_evidence(void)
+{
+	struct kbs_snp_cert cert;
+	json_object *ev, *chain, *c0, *v;
+	uint8_t *rep, *vcek, *quote, back[1184], syn[1184], ccel[100], dec[8192];
+	char *out;
+	size_t rlen, vlen, qlen, len, dlen;
+	int i;
+
+	out = malloc(KEYPROV_EVIDENCE_MAX);
+	CHECK(out != NULL);
+
+	/* Trustee's own SNP test report (v2, Milan) and its VCEK */
+	rep = read_vec("snp-trustee/test-report.bin", &rlen);
+	vcek = read_vec("snp-trustee/test-vcek.der", &vlen);
+	CHECK(rlen == KBS_SNP_REPORT_LEN);
+	cert = (struct kbs_snp_cert){ "VCEK", vcek, vlen };
+	CHECK_RC(kbs_evidence_snp_json(rep, rlen, &cert, 1, out, KEYPROV_EVIDENCE_MAX, &len), 0);
+	CHECK(len == strlen(out));
+	ev = json_tokener_parse(out);
+	CHECK(ev != NULL && json_object_object_length(ev) == 2);
+	CHECK(ev != NULL && snp_json_back(ev, back) == 0);
+	CHECK(memcmp(back, rep, 1184) == 0);	/* every byte of the report is in the JSON */
+	CHECK(json_object_object_get_ex(ev, "cert_chain", &chain) &&
+	    json_object_array_length(chain) == 1);
+	c0 = json_object_array_get_idx(chain, 0);
+	CHECK(json_object_object_get_ex(c0, "cert_type", &v) &&
+	    strcmp(json_object_get_string(v), "VCEK") == 0);
+	CHECK(json_object_object_get_ex(c0, "data", &v) &&
+	    json_object_array_length(v) == vlen &&
+	    json_object_get_int(json_object_array_get_idx(v, 0)) == vcek[0] &&
+	    json_object_get_int(json_object_array_get_idx(v, vlen - 1)) == vcek[vlen - 1]);
+	json_object_put(ev);
+
+	/* no certificates: cert_chain null (Trustee then fetches the VCEK) */
+	CHECK_RC(kbs_evidence_snp_json(rep, rlen, NULL, 0, out, KEYPROV_EVIDENCE_MAX, &len), 0);
+	ev = json_tokener_parse(out);
+	CHECK(ev != NULL && jnull(ev, "cert_chain"));
+	json_object_put(ev);
+
+	/* a v5 Turin-layout report: fmc set, CPUID and mitigation vectors present */
+	for (i = 0; i < 1184; i++)
+		syn[i] = (uint8_t)(i * 7 + 3);
+	put_le(syn, 5, 4);
+	syn[0x188] = 0x1A;
+	put_le(syn + 0x30, 2, 4);		/* vmpl */
+	put_le(syn + 0x34, 1, 4);		/* sig_algo */
+	memset(syn + 0x3C, 0, 3);		/* Turin TCB reserved bytes 4..6 */
+	memset(syn + 0x184, 0, 3);
+	memset(syn + 0x1E4, 0, 3);
+	memset(syn + 0x1F4, 0, 3);
+	syn[0x1EB] = syn[0x1EF] = 0;
+	memset(syn + 0x4C, 0, 4);
+	memset(syn + 0x18B, 0, 0x1A0 - 0x18B);
+	memset(syn + 0x208, 0, 0x2A0 - 0x208);
+	memset(syn + 0x330, 0, 1184 - 0x330);
+	syn[0x08 + 7] &= 0x7f;			/* keep the u64s below 2^63 for json-c */
+	syn[0x40 + 7] &= 0x7f;
+	syn[0x1F8 + 7] &= 0x7f;
+	syn[0x200 + 7] &= 0x7f;
+	CHECK_RC(kbs_evidence_snp_json(syn, 1184, NULL, 0, out, KEYPROV_EVIDENCE_MAX, &len), 0);
+	ev = json_tokener_parse(out);
+	CHECK(ev != NULL && snp_json_back(ev, back) == 0);
+	CHECK(memcmp(back, syn, 1184) == 0);
+	CHECK(json_object_object_get_ex(ev, "attestation_report", &v) &&
+	    json_object_object_get_ex(v, "current_tcb", &v) && jint(v, "fmc", 255) == syn[0x38]);
+	json_object_put(ev);
+
+	/* refusals: wrong size, unknown certificate type, buffer too small */
+	CHECK_RC(kbs_evidence_snp_json(rep, 1183, NULL, 0, out, KEYPROV_EVIDENCE_MAX, &len),
+	    VTPM_E_INVAL);
+	cert.type = "PEK";
+	CHECK_RC(kbs_evidence_snp_json(rep, rlen, &cert, 1, out, KEYPROV_EVIDENCE_MAX, &len),
+	    VTPM_E_INVAL);
+	CHECK_RC(kbs_evidence_snp_json(rep, rlen, NULL, 0, out, 1000, &len), VTPM_E_TOOBIG);
+	CHECK(len == 0 && out[0] == '\0');
+
+	/* TDX: Trustee's v4 quote, without and with an event log */
+	quote = read_vec("tdx-trustee/tdx_quote_4.dat", &qlen);
+	CHECK_RC(kbs_evidence_tdx_json(quote, qlen, NULL, 0, out, KEYPROV_EVIDENCE_MAX, &len), 0);
+	ev = json_tokener_parse(out);
+	CHECK(ev != NULL && json_object_object_length(ev) == 2 && jnull(ev, "cc_eventlog"));
+	CHECK(json_object_object_get_ex(ev, "quote", &v) &&
+	    sodium_base642bin(dec, sizeof(dec), json_object_get_string(v),
+	    (size_t)json_object_get_string_len(v), NULL, &dlen, NULL,
+	    sodium_base64_VARIANT_ORIGINAL) == 0 && dlen == qlen && memcmp(dec, quote, qlen) == 0);
+	json_object_put(ev);
+	for (i = 0; i < (int)sizeof(ccel); i++)
+		ccel[i] = (uint8_t)(0xC0 + i);
+	CHECK_RC(kbs_evidence_tdx_json(quote, qlen, ccel, sizeof(ccel), out,
+	    KEYPROV_EVIDENCE_MAX, &len), 0);
+	ev = json_tokener_parse(out);
+	CHECK(ev != NULL && json_object_object_get_ex(ev, "cc_eventlog", &v) &&
+	    sodium_base642bin(dec, sizeof(dec), json_object_get_string(v),
+	    (size_t)json_object_get_string_len(v), NULL, &dlen, NULL,
+	    sodium_base64_VARIANT_ORIGINAL) == 0 && dlen == sizeof(ccel) &&
+	    memcmp(dec, ccel, sizeof(ccel)) == 0);
+	json_object_put(ev);
+	CHECK_RC(kbs_evidence_tdx_json(quote, qlen, NULL, 0, out, 100, &len), VTPM_E_TOOBIG);
+	CHECK_RC(kbs_evidence_tdx_json(NULL, 0, NULL, 0, out, 100, &len), VTPM_E_INVAL);
+	free(quote);
+	free(rep);
+	free(vcek);
+	free(out);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -797,6 +1059,7 @@ main(int argc, char **argv)
 	test_resource();
 	test_provider();
 	test_rewrap();
+	test_evidence();
 	printf("kbs: %d passed, %d failed\n", n_pass, n_fail);
 	return n_fail == 0 ? 0 : 1;
 }

@@ -1294,6 +1294,83 @@ test_end_to_end(void)
 	sodium_free(dek2);
 }
 
+/* Audit retention: the oldest records go, the newest stays, sequence numbers go on. */
+static int
+audit_seq_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg)
+{
+	uint64_t *seqs = arg;
+
+	if (seqs[0] < 63)
+		seqs[++seqs[0]] = seq;
+	return 0;
+}
+
+static void
+audit_put(struct store *s, int n)
+{
+	struct store_audit_record r;
+	struct store_batch *b = store_batch_new();
+	uint8_t enc[STORE_AUDIT_RECORD_MAX];
+	size_t len;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		memset(&r, 0, sizeof(r));
+		r.event = STORE_AUDIT_ATTACH;
+		r.time_ms = 1000 + (uint64_t)i;
+		r.actor_uid = STORE_AUDIT_NO_UID;
+		snprintf(r.detail, sizeof(r.detail), "record %d", i);
+		CHECK_RC(store_audit_encode(&r, enc, sizeof(enc), &len), 0);
+		CHECK_RC(store_batch_put_audit(b, enc, len), 0);
+	}
+	CHECK_RC(store_batch_commit(s, b), 0);
+	store_batch_free(b);
+}
+
+static void
+test_audit_prune(void)
+{
+	char dir[128];
+	struct store *s = NULL;
+	struct store_batch *b;
+	uint64_t first, last, count, seqs[64];
+
+	path_in_tmp(dir, sizeof(dir), "audit-prune");
+	CHECK_RC(store_open_lmdb(dir, 0, &s), 0);
+	if (s == NULL)
+		return;
+	CHECK_RC(store_audit_bounds(s, &first, &last, &count), 0);
+	CHECK(first == 0 && last == 0 && count == 0);
+	audit_put(s, 10);
+	CHECK_RC(store_audit_bounds(s, &first, &last, &count), 0);
+	CHECK(first == 1 && last == 10 && count == 10);
+
+	b = store_batch_new();
+	CHECK_RC(store_batch_prune_audit(b, 0), VTPM_E_INVAL);
+	CHECK_RC(store_batch_prune_audit(b, 4), 0);
+	CHECK_RC(store_batch_commit(s, b), 0);
+	CHECK_RC(store_audit_bounds(s, &first, &last, &count), 0);
+	CHECK(first == 5 && last == 10 && count == 6);
+
+	/* pruning "everything" keeps the newest, and the next record is 11 */
+	store_batch_reset(b);
+	CHECK_RC(store_batch_prune_audit(b, 1000), 0);
+	CHECK_RC(store_batch_commit(s, b), 0);
+	CHECK_RC(store_audit_bounds(s, &first, &last, &count), 0);
+	CHECK(first == 10 && last == 10 && count == 1);
+	audit_put(s, 2);
+	seqs[0] = 0;
+	CHECK_RC(store_audit_list(s, 1, audit_seq_cb, seqs), 0);
+	CHECK(seqs[0] == 3 && seqs[1] == 10 && seqs[2] == 11 && seqs[3] == 12);
+
+	store_batch_free(b);
+	store_close(s);
+	CHECK_RC(store_open_lmdb(dir, 0, &s), 0);
+	CHECK_RC(store_audit_bounds(s, &first, &last, &count), 0);
+	CHECK(first == 10 && last == 12 && count == 3);	/* durable across reopen */
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -1319,6 +1396,7 @@ main(void)
 	test_names();
 	test_record_codec();
 	test_store_basic();
+	test_audit_prune();
 	test_store_atomic();
 	test_store_full();
 	test_store_corrupt();
