@@ -1089,7 +1089,7 @@ lmdb_audit_bounds(struct store *s, uint64_t *first, uint64_t *last, uint64_t *co
 		return rc;
 	if ((rc = mdb_stat(txn, st->db_audit, &ms)) != 0 ||
 	    (rc = mdb_cursor_open(txn, st->db_audit, &cur)) != 0) {
-		mdb_txn_abort(txn);
+		lmdb_end_read(st, txn);
 		return lmdb_err(rc, "audit bounds");
 	}
 	*count = ms.ms_entries;
@@ -1099,7 +1099,7 @@ lmdb_audit_bounds(struct store *s, uint64_t *first, uint64_t *last, uint64_t *co
 			*last = be64_dec(k.mv_data);
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	lmdb_end_read(st, txn);
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	return rc == 0 ? 0 : lmdb_err(rc, "audit bounds");
