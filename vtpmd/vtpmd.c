@@ -28,6 +28,7 @@
 #include "config.h"
 #include "keyprov.h"
 #include "log.h"
+#include "fleet.h"
 #include "ops.h"
 #include "parent.h"
 #include "sandbox.h"
@@ -50,6 +51,8 @@ usage(FILE *f)
 "             [--auto-enrol] [--pcr-banks LIST] [--idle-timeout SEC]\n"
 "             [--max-handshakes N] [--store-map-size MIB] [--worker-user USER] [--worker-spawn zygote|exec] [-n] [-v]\n"
 "             [--migration-key-provider file:PATH] [--metrics-listen tcp:127.0.0.1:PORT]\n"
+"             [--store lmdb|etcd:URL[,URL...] [--etcd-cacert PEM] [--etcd-cert PEM --etcd-key PEM]\n"
+"              [--etcd-allow-http] [--etcd-node NAME] [--etcd-lease-ttl SEC] [--etcd-timeout-ms MS]]\n"
 "Endpoints: unix:PATH, vsock:PORT, tcp:127.0.0.1:PORT.\n"
 "--dev: development mode. Simulated attestation, a local key file in the state\n"
 "directory, auto-enrolment. NOT FOR PRODUCTION. See vtpmd(8).\n");
@@ -141,6 +144,7 @@ static const struct option longopts[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "migration-key-provider", required_argument, NULL, OPT_MIGRATION_KP },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	FLEET_LONGOPTS,
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -331,7 +335,11 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 		case 'n':		*check_only = 1; break;
 		case 'v':		c->verbose = 1; log_init("vtpmd", LOG_LVL_DEBUG); break;
 		case 'h':		usage(stdout); exit(0);
-		default:		usage(stderr); exit(2);
+		default:
+			if (fleet_option(ch, optarg) == 0)	/* --store, --etcd-* */
+				break;
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (optind != argc) {
@@ -388,12 +396,8 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 static void
 open_store_and_key(void)
 {
-	int rc;
-
-	rc = store_open_lmdb_flags(V->cfg.state_dir, V->cfg.map_size,
-	    V->cfg.nosync ? STORE_F_NOSYNC : 0, &V->store);
-	if (rc != 0)
-		fatalx("cannot open the store in %s: %s", V->cfg.state_dir, vtpm_strerror(rc));
+	fleet_check_config();
+	fleet_open_store();	/* LMDB in the state directory, or etcd */
 	if (V->cfg.nosync)
 		log_warnx("--unsafe-nosync: state is NOT durable (tests and benchmarks only)");
 }
@@ -563,6 +567,7 @@ event_loop(void)
 			handle_signals();
 		/* Group commit: every store received in this round, one transaction. */
 		batch_commit();
+		fleet_tick();		/* etcd: end instances whose ownership lapses */
 		insts_bury();
 		ops_run();
 		clock_gettime(CLOCK_MONOTONIC, &now);
