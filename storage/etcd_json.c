@@ -296,6 +296,8 @@ etcd_parse_range(const char *body, size_t len, struct etcd_range *out, char *why
 		return VTPM_E_FORMAT;
 	rc = ej_range_obj(o, out, 1, why, whylen);
 	json_object_put(o);
+	if (rc != 0)
+		etcd_range_free(out);
 	return rc;
 }
 

@@ -97,6 +97,7 @@ enum claim_state { CLAIM_HELD = 1, CLAIM_LOST };
 struct etcd_claim {
 	char		 name[STORE_NAME_MAX + 1];
 	enum claim_state state;
+	int		 reported;	/* CLAIM_LOST passed to fleet_tick's callback */
 	int64_t		 lease;		/* the lease the owner key is bound to */
 	int64_t		 rev;		/* mod_revision of the record we last wrote/read; -1 unknown */
 	uint8_t		 rec[STORE_INST_RECORD_MAX];	/* that record; rlen 0 = none */
@@ -1398,8 +1399,10 @@ etcd_fleet_tick(struct store *s, void (*lost)(const char *, void *), void *arg)
 		for (i = 0; i < st->nclaims; i++) {
 			struct etcd_claim *c = &st->claims[i];
 
-			if (c->state == CLAIM_HELD && c->lease != lease) {
+			if (c->state == CLAIM_HELD && c->lease != lease)
 				c->state = CLAIM_LOST;
+			if (c->state == CLAIM_LOST && !c->reported) {
+				c->reported = 1;
 				snprintf(name, sizeof(name), "%s", c->name);
 				break;
 			}
@@ -1407,7 +1410,7 @@ etcd_fleet_tick(struct store *s, void (*lost)(const char *, void *), void *arg)
 		pthread_mutex_unlock(&st->mu);
 		if (name[0] == '\0')
 			return;
-		log_warnx("etcd: instance %s: lease lapsing or lost: stop serving it", name);
+		log_warnx("etcd: instance %s: ownership lapsing or lost: stop serving it", name);
 		lost(name, arg);
 	}
 }
@@ -1593,6 +1596,12 @@ ov_touch_inst(struct ov *o, const char *name)
 
 	if (c != NULL && c->state == CLAIM_LOST) {
 		log_warnx("etcd: instance %s: ownership lost; write refused", name);
+		return VTPM_E_FENCED;
+	}
+	if (c != NULL && c->lease != etcd_lease_live(o->st)) {
+		/* the lease the claim is bound to is gone or lapsing */
+		log_warnx("etcd: instance %s: lease lapsing or gone; write refused", name);
+		c->state = CLAIM_LOST;
 		return VTPM_E_FENCED;
 	}
 	if (c != NULL) {
@@ -2026,10 +2035,6 @@ etcd_batch_commit(struct store *s, const struct store_batch *b)
 		o.audit_next = st->audit_next;
 		for (i = 0; i < b->n && rc == 0; i++)
 			rc = ov_apply(&o, &b->ops[i]);
-		if (rc == 0 && o.nfenced > 0 && etcd_lease_live(st) == 0) {
-			log_warnx("etcd: the lease is lapsing: write refused");
-			rc = VTPM_E_FENCED;
-		}
 		if (rc != 0) {
 			ov_free(&o);
 			break;
