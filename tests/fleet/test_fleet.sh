@@ -115,6 +115,10 @@ NAME=$(inst_name 42)
 for n in 0 1 2; do etcd_start $n; done
 check "three-member etcd cluster is up" wait_healthy 0
 wait_healthy 1 && wait_healthy 2
+# the backend's semantics, two store handles on the live cluster
+"$B/tests/test_store_etcd" "$ENDPOINTS" >"$T/unit.log" 2>&1
+grep FAIL "$T/unit.log" | head -n 20
+check "test_store_etcd: $(tail -n 1 "$T/unit.log")" grep -q "store_etcd: [0-9]* passed, 0 failed" "$T/unit.log"
 vtpmd_start 1
 check "vtpmd 1 serves on etcd" grep -q "ready (store: .*, etcd)" "$T/v1.log"
 vtpmd_start 2
@@ -228,6 +232,16 @@ vtpmd_start 1
 guest_start g5 1
 check "after release the guest attaches through vtpmd 1 at once" wait_attached g5 100
 check_eq "and finds its state" "$((16#$(nv_counter_read g5)))" "$((v + 1))"
+
+# ---- backup and restore on etcd; freshness -------------------------------
+vctl 2 backup "$T/fleet.vbak" >"$T/backup.out" 2>&1
+check_eq "hot backup through a vtpmd that does not own the instance" "$?" 0
+check "the backup verifies" quiet vctl 2 verify "$T/fleet.vbak"
+check "a write after the backup" incr g5
+vctl 3 restore "$T/fleet.vbak" >"$T/restore.out" 2>&1
+check_eq "restoring the older backup over the store's newer state is refused" "$?" 1
+check "the refusal says why" grep -q "its permanent state is older" "$T/restore.out"
+check_eq "the store kept the newest state" "$((16#$(nv_counter_read g5)))" "$((v + 2))"
 
 for n in 1 2 3; do kill -TERM "${VPID[$n]}" 2>/dev/null; done
 for n in 0 1 2; do etcd_stop $n; done
