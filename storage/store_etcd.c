@@ -1475,10 +1475,11 @@ struct ov {
 	struct store_etcd *st;
 	struct ov_ent	*e;
 	size_t		 n, cap;
-	char		 fenced[64][STORE_NAME_MAX + 1];	/* inst names written under a claim */
+	char		(*fenced)[STORE_NAME_MAX + 1];	/* inst names written under a claim */
 	size_t		 nfenced;
-	char		 unowned[64][STORE_NAME_MAX + 1];	/* written with no claim: no owner allowed */
+	char		(*unowned)[STORE_NAME_MAX + 1];	/* written with no claim: no owner allowed */
 	size_t		 nunowned;
+	size_t		 nmax;		/* room in each: the batch's op count */
 	uint64_t	 audit_next;
 };
 
@@ -1490,6 +1491,8 @@ ov_free(struct ov *o)
 	for (i = 0; i < o->n; i++)
 		free(o->e[i].own);
 	free(o->e);
+	free(o->fenced);
+	free(o->unowned);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -1608,15 +1611,15 @@ ov_touch_inst(struct ov *o, const char *name)
 		for (i = 0; i < o->nfenced; i++)
 			if (strcmp(o->fenced[i], name) == 0)
 				return 0;
-		if (o->nfenced == sizeof(o->fenced) / sizeof(o->fenced[0]))
-			return VTPM_E_TOOBIG;
+		if (o->nfenced == o->nmax)
+			return VTPM_E_TOOBIG;	/* cannot happen: one name per op at most */
 		snprintf(o->fenced[o->nfenced++], STORE_NAME_MAX + 1, "%s", name);
 		return 0;
 	}
 	for (i = 0; i < o->nunowned; i++)
 		if (strcmp(o->unowned[i], name) == 0)
 			return 0;
-	if (o->nunowned == sizeof(o->unowned) / sizeof(o->unowned[0]))
+	if (o->nunowned == o->nmax)
 		return VTPM_E_TOOBIG;
 	snprintf(o->unowned[o->nunowned++], STORE_NAME_MAX + 1, "%s", name);
 	return 0;
@@ -2033,6 +2036,13 @@ etcd_batch_commit(struct store *s, const struct store_batch *b)
 		memset(&o, 0, sizeof(o));
 		o.st = st;
 		o.audit_next = st->audit_next;
+		o.nmax = b->n;
+		if ((o.fenced = calloc(b->n, sizeof(*o.fenced))) == NULL ||
+		    (o.unowned = calloc(b->n, sizeof(*o.unowned))) == NULL) {
+			ov_free(&o);
+			rc = VTPM_E_NOMEM;
+			break;
+		}
 		for (i = 0; i < b->n && rc == 0; i++)
 			rc = ov_apply(&o, &b->ops[i]);
 		if (rc != 0) {
