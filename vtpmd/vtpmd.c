@@ -635,6 +635,7 @@ main(int argc, char **argv)
 		parse_args(nargc, nargv, &V->cfg, &check_only);
 	}
 	if (check_only) {
+		fleet_check_config();	/* --store and --etcd-* fit together */
 		if (keys_check_config() != 0)
 			fatalx("key provider %s: configuration not usable", V->cfg.key_provider);
 		printf("configuration OK\n");
