@@ -242,6 +242,9 @@ vctl 3 restore "$T/fleet.vbak" >"$T/restore.out" 2>&1
 check_eq "restoring the older backup over the store's newer state is refused" "$?" 1
 check "the refusal says why" grep -q "its permanent state is older" "$T/restore.out"
 check_eq "the store kept the newest state" "$((16#$(nv_counter_read g5)))" "$((v + 2))"
+vctl 2 delete "$NAME" >"$T/delete.out" 2>&1
+check_eq "delete through a vtpmd that does not own the instance is refused" "$?" 1
+check_eq "and changes nothing" "$((16#$(nv_counter_read g5)))" "$((v + 2))"
 
 for n in 1 2 3; do kill -TERM "${VPID[$n]}" 2>/dev/null; done
 for n in 0 1 2; do etcd_stop $n; done
