@@ -111,7 +111,7 @@ struct store_etcd_cfg {
 	const char	*key_file;	/* its key (PEM), or NULL */
 	int		 allow_http;	/* plain http to a host that is not loopback */
 	int		 lease_ttl;	/* seconds, 2..3600; 0 = 10 */
-	int		 timeout_ms;	/* per request; 0 = 2000 */
+	int		 timeout_ms;	/* per request, all endpoints together; 0 = 2000 */
 	const char	*node;		/* this vtpmd's name in owner keys; NULL = hostname */
 };
 

@@ -372,6 +372,7 @@ etcd_post(struct store_etcd *st, struct etcd_http *c, const char *path, json_obj
 	long status = 0;
 	CURLcode cc = CURLE_OK;
 	int i, e, rc = VTPM_E_IO, start = atomic_load(&st->cur);
+	int64_t t0 = etcd_now_ms(), left;
 
 	if ((body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN)) == NULL)
 		return VTPM_E_NOMEM;
@@ -379,13 +380,20 @@ etcd_post(struct store_etcd *st, struct etcd_http *c, const char *path, json_obj
 		return VTPM_E_NOMEM;
 	for (i = 0; i < st->nep; i++) {
 		e = (start + i) % st->nep;
+		/*
+		 * One budget for all endpoints: the caller (the event loop) is
+		 * blocked meanwhile, and must get back to its lease checks.
+		 */
+		if ((left = st->timeout_ms - (etcd_now_ms() - t0)) < 50)
+			break;
 		snprintf(url, sizeof(url), "%s%s", st->ep[e], path);
 		c->len = 0;
 		c->overflow = 0;
 		c->errbuf[0] = '\0';
 		if (c->body != NULL)
 			c->body[0] = '\0';
-		if (!ETCD_SETOPT(c->h, CURLOPT_URL, url) ||
+		if (!ETCD_SETOPT(c->h, CURLOPT_TIMEOUT_MS, (long)left) ||
+		    !ETCD_SETOPT(c->h, CURLOPT_URL, url) ||
 		    !ETCD_SETOPT(c->h, CURLOPT_HTTPHEADER, hdrs) ||
 		    !ETCD_SETOPT(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body)) ||
 		    !ETCD_SETOPT(c->h, CURLOPT_POSTFIELDS, body)) {
@@ -402,6 +410,7 @@ etcd_post(struct store_etcd *st, struct etcd_http *c, const char *path, json_obj
 			log_warnx("etcd %s: %s", url, c->errbuf[0] ? c->errbuf :
 			    ec.easy_strerror(cc));
 			rc = cc == CURLE_OPERATION_TIMEDOUT ? VTPM_E_TIMEOUT : VTPM_E_IO;
+			atomic_store(&st->cur, (e + 1) % st->nep);	/* next call: the next one */
 			continue;
 		}
 		if (ec.easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
@@ -816,6 +825,10 @@ store_open_etcd(const struct store_etcd_cfg *cfg, struct store **out)
 	}
 	st->ttl = cfg->lease_ttl != 0 ? cfg->lease_ttl : ETCD_DEFAULT_TTL;
 	st->timeout_ms = cfg->timeout_ms != 0 ? cfg->timeout_ms : ETCD_DEFAULT_TIMEOUT;
+	if ((int64_t)st->timeout_ms * 4 > (int64_t)st->ttl * 1000)
+		log_warnx("etcd: a request may take %d ms, more than a quarter of the lease "
+		    "TTL (%d s): an instance may be stopped for a lapsing lease while "
+		    "vtpmd waits for etcd", st->timeout_ms, st->ttl);
 	if ((rc = etcd_parse_endpoints(st, cfg)) != 0)
 		goto fail;
 	if (cfg->node != NULL) {
