@@ -115,6 +115,60 @@ store_batch_commit(struct store *s, struct store_batch *b)
 	return rc;
 }
 
+/* ---- ownership (etcd) -------------------------------------------------- */
+
+int
+store_inst_claim(struct store *s, const char *name, char *owner, size_t ownerlen)
+{
+	if (owner != NULL && ownerlen > 0)
+		owner[0] = '\0';
+	if (s == NULL || store_inst_name_check(name) != 0 || (owner == NULL && ownerlen > 0))
+		return VTPM_E_INVAL;
+	return s->ops->inst_claim != NULL ? s->ops->inst_claim(s, name, owner, ownerlen) : 0;
+}
+
+void
+store_inst_release(struct store *s, const char *name)
+{
+	if (s != NULL && store_inst_name_check(name) == 0 && s->ops->inst_release != NULL)
+		s->ops->inst_release(s, name);
+}
+
+void
+store_fleet_tick(struct store *s, void (*lost)(const char *, void *), void *arg)
+{
+	if (s != NULL && lost != NULL && s->ops->fleet_tick != NULL)
+		s->ops->fleet_tick(s, lost, arg);
+}
+
+int
+store_inst_owner(struct store *s, const char *name, char *owner, size_t ownerlen,
+    int64_t *lease)
+{
+	if (owner != NULL && ownerlen > 0)
+		owner[0] = '\0';
+	if (lease != NULL)
+		*lease = 0;
+	if (s == NULL || store_inst_name_check(name) != 0 || owner == NULL ||
+	    ownerlen == 0 || lease == NULL)
+		return VTPM_E_INVAL;
+	if (s->ops->inst_owner == NULL)
+		return VTPM_E_NOTFOUND;
+	return s->ops->inst_owner(s, name, owner, ownerlen, lease);
+}
+
+void
+store_fleet_self(struct store *s, char *owner, size_t ownerlen, int64_t *lease)
+{
+	if (owner != NULL && ownerlen > 0)
+		owner[0] = '\0';
+	if (lease != NULL)
+		*lease = 0;
+	if (s != NULL && owner != NULL && ownerlen > 0 && lease != NULL &&
+	    s->ops->fleet_self != NULL)
+		s->ops->fleet_self(s, owner, ownerlen, lease);
+}
+
 /* ---- batches ---------------------------------------------------------- */
 
 struct store_batch *
@@ -484,6 +538,8 @@ store_audit_bounds(struct store *s, uint64_t *first, uint64_t *last, uint64_t *c
 	if (s == NULL || first == NULL || last == NULL || count == NULL)
 		return VTPM_E_INVAL;
 	*first = *last = *count = 0;
+	if (s->ops->audit_bounds == NULL)
+		return VTPM_E_UNSUPPORTED;
 	return s->ops->audit_bounds(s, first, last, count);
 }
 

@@ -95,6 +95,74 @@ int store_open_lmdb(const char *dir, size_t map_size, struct store **out) VTPM_W
 int store_open_lmdb_flags(const char *dir, size_t map_size, unsigned int flags,
     struct store **out) VTPM_WUR;
 
+/*
+ * The etcd backend (store_etcd.c, docs/FLEET.md): many vtpmd processes share
+ * one etcd cluster, reached through its v3 JSON gateway with libcurl (loaded
+ * at run time). The store holds a lease, renewed by one thread that does
+ * nothing else; instances are served by one owner at a time (store_inst_claim()).
+ */
+#define STORE_ETCD_MAX_ENDPOINTS	8
+#define STORE_ETCD_OWNER_MAX		127	/* "node/incarnation", printable */
+
+struct store_etcd_cfg {
+	const char	*endpoints;	/* "http[s]://HOST:PORT[,...]" */
+	const char	*ca_file;	/* PEM bundle for https; NULL = the system's */
+	const char	*cert_file;	/* client certificate (PEM), or NULL */
+	const char	*key_file;	/* its key (PEM), or NULL */
+	int		 allow_http;	/* plain http to a host that is not loopback */
+	int		 lease_ttl;	/* seconds, 2..3600; 0 = 10 */
+	int		 timeout_ms;	/* per request, all endpoints together; 0 = 2000 */
+	const char	*node;		/* this vtpmd's name in owner keys; NULL = hostname */
+};
+
+/*
+ * Opens the etcd store: checks the endpoints (plain http only to loopback
+ * unless allow_http), loads libcurl, checks or sets the store format and
+ * grants this process's lease, then starts the keepalive thread (call it
+ * after any fork()/daemonising and with the signal mask the thread should
+ * inherit). Returns 0; VTPM_E_INVAL (bad configuration, logged);
+ * VTPM_E_UNSUPPORTED (no usable libcurl, or a store of a newer format);
+ * VTPM_E_IO or VTPM_E_TIMEOUT (no endpoint answered); VTPM_E_FORMAT (an
+ * answer that does not parse); VTPM_E_NOMEM.
+ */
+int store_open_etcd(const struct store_etcd_cfg *cfg, struct store **out) VTPM_WUR;
+
+/*
+ * Ownership (etcd; other backends have one process per store and succeed):
+ * store_inst_claim() makes this process the owner of instance name, bound to
+ * its lease, unless another owner holds it: then VTPM_E_BUSY with the
+ * owner's name in owner[0..ownerlen). Every later write of the instance's
+ * record is fenced: it commits only while this process still owns the
+ * instance and the record is the one it last wrote, else the commit fails
+ * with VTPM_E_FENCED and the instance stays refused until released.
+ * Returns 0; VTPM_E_BUSY; VTPM_E_FENCED (this process's lease is gone);
+ * VTPM_E_IO, VTPM_E_TIMEOUT, VTPM_E_FORMAT, VTPM_E_STORE.
+ */
+int store_inst_claim(struct store *s, const char *name, char *owner, size_t ownerlen)
+    VTPM_WUR;
+
+/* Gives up ownership of name if held (deletes the owner key if it is still ours). */
+void store_inst_release(struct store *s, const char *name);
+
+/*
+ * Checks every claimed instance: one whose lease may lapse before the next
+ * renewal is marked lost and lost(name, arg) is called, so the caller stops
+ * serving it before anyone else can take it. Call at least once a second.
+ */
+void store_fleet_tick(struct store *s, void (*lost)(const char *name, void *arg),
+    void *arg);
+
+/*
+ * The owner of name as the store knows it: owner text and lease ID.
+ * Returns 0; VTPM_E_NOTFOUND (no owner, or a backend without owners);
+ * VTPM_E_IO, VTPM_E_FORMAT, VTPM_E_STORE.
+ */
+int store_inst_owner(struct store *s, const char *name, char *owner, size_t ownerlen,
+    int64_t *lease) VTPM_WUR;
+
+/* This process's owner name and lease ID ("" and 0 for other backends). */
+void store_fleet_self(struct store *s, char *owner, size_t ownerlen, int64_t *lease);
+
 /* Closes the store and releases its lock. No batch may be committing. NULL is a no-op. */
 void store_close(struct store *s);
 

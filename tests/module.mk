@@ -24,3 +24,4 @@ check: all $(TESTS_UNIT) $(TEST_TOOLS) check-layering
 	BUILD=$(abspath $(BUILD)) tests/run-tests.sh $(TESTS_UNIT) $(FUZZ_REPLAY_SCRIPT) $(E2E_TESTS)
 include tests/bench/module.mk
 include tests/guest/module.mk
+include tests/fleet/module.mk

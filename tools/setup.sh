@@ -14,6 +14,7 @@ PKGS=(
 	libssl-dev libcurl4-openssl-dev
 	python3-cryptography python3-jwcrypto jq
 	clang libclang-rt-14-dev
+	etcd-server
 )
 for arg in "$@"; do
 	case $arg in

@@ -76,6 +76,17 @@ inst_json(const struct store_instance *r)
 			json_object_object_add(o, "key_id", hexstr(kid, sizeof(kid)));
 		}
 	}
+	{
+		/* on etcd: the vtpmd that owns the instance, and its lease */
+		char owner[STORE_ETCD_OWNER_MAX + 1], lease[17];
+		int64_t lid;
+
+		if (store_inst_owner(V->store, r->name, owner, sizeof(owner), &lid) == 0) {
+			snprintf(lease, sizeof(lease), "%llx", (unsigned long long)lid);
+			json_object_object_add(o, "owner", json_object_new_string(owner));
+			json_object_object_add(o, "lease", json_object_new_string(lease));
+		}
+	}
 	if (in != NULL && (in->state == I_ACTIVE || in->state == I_IDLE)) {
 		/* The H-CRTM event of the live launch, for verifiers to replay. */
 		uint8_t ev[HCRTM_EVENT_LEN];
@@ -137,6 +148,17 @@ admin_handle(json_object *req, int fd)
 			return error_reply(why);
 		}
 		json_object_object_add(reply, "instances", arr);
+	} else if (strcmp(op, "release") == 0) {
+		/* save, stop, give up ownership: the guest may attach anywhere (FLEET.md) */
+		if ((name = get_str(req, "name")) == NULL || store_inst_name_check(name) != 0) {
+			json_object_put(reply);
+			return error_reply("release needs a valid \"name\"");
+		}
+		if (inst_end_worker(name, 1, "released by the operator") == 0)
+			store_inst_release(V->store, name);	/* no worker: drop any claim */
+		json_object_object_add(reply, "message", json_object_new_string(
+		    inst_find(name) != NULL ? "saving its state and stopping; released "
+		    "when the worker has stopped" : "released"));
 	} else if (strcmp(op, "show") == 0 || strcmp(op, "delete") == 0) {
 		if ((name = get_str(req, "name")) == NULL) {
 			json_object_put(reply);

@@ -22,6 +22,7 @@
 
 #include "channel.h"
 #include "endorse.h"
+#include "fleet.h"
 #include "cursor.h"
 #include "ipc.h"
 #include "log.h"
@@ -84,6 +85,11 @@ static struct inst_list graveyard = TAILQ_HEAD_INITIALIZER(graveyard);
 static void
 inst_free(struct inst *in)
 {
+	struct inst *live = inst_find(in->rec.name);
+
+	/* etcd: others may take it now, unless a new worker of ours serves it */
+	if (live == NULL || live == in)
+		store_inst_release(V->store, in->rec.name);
 	TAILQ_REMOVE(&V->insts, in, entry);
 	V->ninsts--;
 	if (in->dek != NULL) {
@@ -533,6 +539,9 @@ inst_attach(struct session *s, const struct attest_claims *c, uint32_t flags,
 		inst_handoff(in, s);
 		return 0;
 	}
+	/* etcd: become the owner first (refused if another vtpmd serves it) */
+	if ((rc = fleet_claim(&rec, why, whylen, errcode)) != 0)
+		return rc;
 	if ((in = calloc(1, sizeof(*in))) == NULL)
 		fatalx("out of memory");
 	in->ev.fd = -1;

@@ -6,8 +6,11 @@
  *   process        started by            holds                                  may
  *   -------------  --------------------  -------------------------------------  --------------------------------
  *   vtpmd parent   operator / systemd    listeners, admin socket, root key,     accept, handshake, verify
- *                                        instance data keys, LMDB store,        evidence, seal/commit state,
- *                                        policy, its own attestation            spawn and kill workers
+ *                                        instance data keys, the store (LMDB    evidence, seal/commit state,
+ *                                        or etcd), policy, its own attestation  spawn and kill workers
+ *   (its etcd      the parent, with      its curl handle and the lease ID       renew the lease every TTL/3 over
+ *   keepalive      --store etcd: only    (no key, no state)                     etcd's gateway; grant a new one if
+ *   thread)                                                                     etcd lost it; touches nothing else
  *   vtpmd worker   parent: fork+exec     ONE guest's TPM state in plaintext     run libtpms, serve its guest's
  *   (one per       of vtpmd --worker     (libtpms singleton), that session's    session directly (single hop),
  *   attached                             channel cipher states                  ask the parent to store blobs

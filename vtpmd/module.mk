@@ -3,6 +3,8 @@
 # no storage, key or attestation symbols; parent objects no libtpms symbol.
 VTPMD_PARENT_SRCS := vtpmd/vtpmd.c vtpmd/session.c vtpmd/instance.c vtpmd/admin.c vtpmd/config.c vtpmd/endorse.c
 VTPMD_PARENT_SRCS += vtpmd/keys.c vtpmd/keys_evidence.c
+# A fleet on etcd (issue 10): --store, instance ownership.
+VTPMD_PARENT_SRCS += vtpmd/fleet.c
 # Operators (issue 7): backup/verify/restore, export/import, audit log, metrics.
 VTPMD_PARENT_SRCS += vtpmd/backup.c vtpmd/migrate.c vtpmd/audit.c vtpmd/metrics.c
 VTPMD_WORKER_SRCS := vtpmd/worker.c vtpmd/zygote.c

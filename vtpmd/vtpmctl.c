@@ -28,7 +28,9 @@ usage(FILE *f)
 	fprintf(f,
 "usage: vtpmctl [--admin PATH] [--json] COMMAND [ARGS]\n"
 "commands:\n"
-"  list                         instances and their state\n"
+"  list                         instances and their state (on etcd: owner, lease)\n"
+"  release NAME                 save NAME's state, stop its worker and give up\n"
+"                               ownership (etcd: another vtpmd may serve it)\n"
 "  show NAME                    one instance\n"
 "  delete NAME                  destroy an instance (crypto-shred its data key)\n"
 "  enroll NAME --measurement HEX --host-data HEX\n"
@@ -105,7 +107,13 @@ print_instance_line(json_object *o)
 		uuid = json_object_get_string(v);
 	if (json_object_object_get_ex(o, "generation", &v))
 		gen = json_object_get_int64(v);
-	printf("%-24s %-10s %10lld  %s\n", name, state, (long long)gen, uuid);
+	printf("%-24s %-10s %10lld  %s", name, state, (long long)gen, uuid);
+	/* on etcd (docs/FLEET.md): which vtpmd owns it, under which lease */
+	if (json_object_object_get_ex(o, "owner", &v))
+		printf("  %s", json_object_get_string(v));
+	if (json_object_object_get_ex(o, "lease", &v))
+		printf(" lease %s", json_object_get_string(v));
+	printf("\n");
 }
 
 int
@@ -172,7 +180,8 @@ main(int argc, char **argv)
 	}
 	req = json_object_new_object();
 	json_object_object_add(req, "op", json_object_new_string(cmd));
-	if (strcmp(cmd, "show") == 0 || strcmp(cmd, "delete") == 0 || strcmp(cmd, "enroll") == 0) {
+	if (strcmp(cmd, "show") == 0 || strcmp(cmd, "delete") == 0 || strcmp(cmd, "enroll") == 0 ||
+	    strcmp(cmd, "release") == 0) {
 		if (optind >= argc) {
 			fprintf(stderr, "vtpmctl: %s needs NAME\n", cmd);
 			return 2;
@@ -187,7 +196,7 @@ main(int argc, char **argv)
 		json_object_object_add(req, "measurement", json_object_new_string(meas));
 		json_object_object_add(req, "host_data", json_object_new_string(host));
 	} else if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0 &&
-	    strcmp(cmd, "rotate-key") != 0 &&
+	    strcmp(cmd, "rotate-key") != 0 && strcmp(cmd, "release") != 0 &&
 	    strcmp(cmd, "delete") != 0 && strcmp(cmd, "status") != 0 &&
 	    strcmp(cmd, "ca-show") != 0 && strcmp(cmd, "ca-evidence") != 0) {
 		fprintf(stderr, "vtpmctl: unknown command %s\n", cmd);

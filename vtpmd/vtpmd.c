@@ -28,6 +28,7 @@
 #include "config.h"
 #include "keyprov.h"
 #include "log.h"
+#include "fleet.h"
 #include "ops.h"
 #include "parent.h"
 #include "sandbox.h"
@@ -52,6 +53,8 @@ usage(FILE *f)
 "             [--max-handshakes N] [--store-map-size MIB] [--worker-user USER] [--worker-spawn zygote|exec] [-n] [-v]\n"
 "             [--migration-key-provider file:PATH] [--metrics-listen tcp:127.0.0.1:PORT]\n"
 "             [--audit-retention DAYS] [--audit-max-records N]\n"
+"             [--store lmdb|etcd:URL[,URL...] [--etcd-cacert PEM] [--etcd-cert PEM --etcd-key PEM]\n"
+"              [--etcd-allow-http] [--etcd-node NAME] [--etcd-lease-ttl SEC] [--etcd-timeout-ms MS]]\n"
 "Endpoints: unix:PATH, vsock:PORT, tcp:127.0.0.1:PORT.\n"
 "--dev: development mode. Simulated attestation, a local key file in the state\n"
 "directory, auto-enrolment. NOT FOR PRODUCTION. See vtpmd(8).\n");
@@ -148,6 +151,7 @@ static const struct option longopts[] = {
 	{ "migration-key-resource", required_argument, NULL, OPT_MIGRATION_RES },
 	{ "audit-retention", required_argument, NULL, OPT_AUDIT_RETENTION },
 	{ "audit-max-records", required_argument, NULL, OPT_AUDIT_MAX },
+	FLEET_LONGOPTS,
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -360,7 +364,11 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 		case 'n':		*check_only = 1; break;
 		case 'v':		c->verbose = 1; log_init("vtpmd", LOG_LVL_DEBUG); break;
 		case 'h':		usage(stdout); exit(0);
-		default:		usage(stderr); exit(2);
+		default:
+			if (fleet_option(ch, optarg) == 0)	/* --store, --etcd-* */
+				break;
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (optind != argc) {
@@ -417,12 +425,8 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 static void
 open_store_and_key(void)
 {
-	int rc;
-
-	rc = store_open_lmdb_flags(V->cfg.state_dir, V->cfg.map_size,
-	    V->cfg.nosync ? STORE_F_NOSYNC : 0, &V->store);
-	if (rc != 0)
-		fatalx("cannot open the store in %s: %s", V->cfg.state_dir, vtpm_strerror(rc));
+	fleet_check_config();
+	fleet_open_store();	/* LMDB in the state directory, or etcd */
 	if (V->cfg.nosync)
 		log_warnx("--unsafe-nosync: state is NOT durable (tests and benchmarks only)");
 }
@@ -592,6 +596,7 @@ event_loop(void)
 			handle_signals();
 		/* Group commit: every store received in this round, one transaction. */
 		batch_commit();
+		fleet_tick();		/* etcd: end instances whose ownership lapses */
 		insts_bury();
 		ops_run();
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -659,6 +664,7 @@ main(int argc, char **argv)
 		parse_args(nargc, nargv, &V->cfg, &check_only);
 	}
 	if (check_only) {
+		fleet_check_config();	/* --store and --etcd-* fit together */
 		if (keys_check_config() != 0)
 			fatalx("key provider %s: configuration not usable", V->cfg.key_provider);
 		printf("configuration OK\n");

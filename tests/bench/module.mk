@@ -37,3 +37,8 @@ bench-build: all $(BENCH_PROGS)
 
 bench: bench-build
 	BUILD=$(abspath $(BUILD)) tests/bench/run-bench.sh
+
+# `make bench-fleet`: durable NV writes on etcd beside LMDB (docs/FLEET.md).
+.PHONY: bench-fleet
+bench-fleet: all $(BENCH_PROGS)
+	BUILD=$(abspath $(BUILD)) tests/bench/run-bench-fleet.sh
