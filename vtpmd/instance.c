@@ -837,6 +837,12 @@ inst_event(struct inst *in, uint32_t events)
 			inst_kill(in, why);
 			return;
 		}
+		/*
+		 * A worker that asked for a store waits for the answer: nothing
+		 * more to read now (epoll is level-triggered if there is).
+		 */
+		if (type == IPC_STORE)
+			return;
 	}
 }
 
