@@ -56,6 +56,20 @@ int x509_check_issued_by(X509 *child, const char *crole, X509 *issuer,
 /* The DER contents (OCTET STRING value) of the extension with this OID text. */
 int x509_ext_by_oid(X509 *x, const char *oid, const uint8_t **data, size_t *len);
 
+/* ---- caches (certcache.c): keyed by SHA-256 of exact bytes ------------- */
+
+/*
+ * The certificate parsed earlier from exactly these bytes (a new reference:
+ * X509_free it), or NULL; key receives SHA-256 of the bytes for a later put.
+ */
+X509 *certcache_get(const uint8_t *buf, size_t len, uint8_t key[32]);
+/* Remembers x (takes its own reference; x may be NULL: nothing happens). */
+void certcache_put(const uint8_t key[32], X509 *x);
+/* 1 if child's signature was verified with issuer's key before (same DERs). */
+int certcache_verified(X509 *child, X509 *issuer);
+/* Remembers that child's signature verifies with issuer's key. */
+void certcache_note_verified(X509 *child, X509 *issuer);
+
 /* AMD ARK pins (SHA-256 of the DER certificate). */
 struct amd_ark_pin {
 	const char *product;		/* "Milan", "Genoa", "Turin" */

@@ -8,7 +8,7 @@
 ATTEST_PEMS := $(sort $(wildcard attestation/testchain/*.pem attestation/amdroots/*.pem)) \
 	attestation/testchain/vcek.key attestation/testchain/vcek-turin.key
 ATTEST_GEN_C := $(BUILD)/gen/attest_embedded.c
-ATTEST_SRCS := attestation/attest.c attestation/x509.c attestation/snp.c \
+ATTEST_SRCS := attestation/attest.c attestation/x509.c attestation/certcache.c attestation/snp.c \
 	attestation/tdx.c attestation/tdx_collateral.c attestation/policy.c \
 	attestation/provider.c attestation/sim.c $(ATTEST_GEN_C)
 ATTEST_OBJS := $(ATTEST_SRCS:%.c=$(BUILD)/obj/%.o)

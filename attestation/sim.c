@@ -5,6 +5,8 @@
  * makes proves nothing, and verifiers refuse it unless told otherwise.
  */
 #include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bio.h>
@@ -37,19 +39,37 @@ attest_sim_params_init(struct attest_sim_params *sp)
 	memset(sp->sp_report_id_ma, 0xFF, sizeof(sp->sp_report_id_ma));
 }
 
+/*
+ * The published TEST keys and certificate tables, decoded once per process
+ * (decoding a PEM key costs more than the signature made with it). They are
+ * compiled-in constants, so nothing can change under the cache.
+ */
+static pthread_mutex_t sim_mu = PTHREAD_MUTEX_INITIALIZER;
+static EVP_PKEY *sim_keys[2];
+static uint8_t *sim_tables[2];
+static size_t sim_table_len[2];
+
+/* The test VCEK's private key (a new reference: EVP_PKEY_free it), or NULL. */
 static EVP_PKEY *
 sim_key(int turin)
 {
-	const char *pem = attest_embedded_get(turin ? "testchain/vcek-turin.key" :
-	    "testchain/vcek.key");
-	EVP_PKEY *k;
+	const char *pem;
+	EVP_PKEY *k = NULL;
 	BIO *bio;
 
-	if (pem == NULL || (bio = BIO_new_mem_buf(pem, (int)strlen(pem))) == NULL)
-		return NULL;
-	k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-	BIO_free(bio);
-	ERR_clear_error();
+	pthread_mutex_lock(&sim_mu);
+	if (sim_keys[turin] == NULL) {
+		pem = attest_embedded_get(turin ? "testchain/vcek-turin.key" :
+		    "testchain/vcek.key");
+		if (pem != NULL && (bio = BIO_new_mem_buf(pem, (int)strlen(pem))) != NULL) {
+			sim_keys[turin] = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+			BIO_free(bio);
+		}
+		ERR_clear_error();
+	}
+	if (sim_keys[turin] != NULL && EVP_PKEY_up_ref(sim_keys[turin]) == 1)
+		k = sim_keys[turin];
+	pthread_mutex_unlock(&sim_mu);
 	return k;
 }
 
@@ -67,7 +87,7 @@ sim_sign(int turin, uint8_t *report)
 	size_t slen = sizeof(der);
 	int rc = VTPM_E_CRYPTO;
 
-	if ((key = sim_key(turin)) == NULL)
+	if ((key = sim_key(turin != 0)) == NULL)
 		return VTPM_E_CRYPTO;
 	if (EVP_Digest(report, ATTEST_SNP_SIGNED_LEN, digest, &dlen, EVP_sha384(), NULL) != 1 ||
 	    (ctx = EVP_PKEY_CTX_new(key, NULL)) == NULL || EVP_PKEY_sign_init(ctx) != 1 ||
@@ -171,8 +191,8 @@ pem_to_der(const char *name, uint8_t *out, size_t cap, size_t *len)
 	return 0;
 }
 
-int
-attest_sim_cert_table(int turin, uint8_t *out, size_t cap, size_t *len)
+static int
+sim_cert_table_build(int turin, uint8_t *out, size_t cap, size_t *len)
 {
 	uint8_t vcek[4096], ask[4096], ark[4096];
 	struct snp_table_entry e[3];
@@ -188,4 +208,32 @@ attest_sim_cert_table(int turin, uint8_t *out, size_t cap, size_t *len)
 	e[1] = (struct snp_table_entry){ snp_guid_ask, ask, ls };
 	e[2] = (struct snp_table_entry){ snp_guid_ark, ark, lr };
 	return snp_cert_table_build(e, 3, out, cap, len);
+}
+
+int
+attest_sim_cert_table(int turin, uint8_t *out, size_t cap, size_t *len)
+{
+	uint8_t buf[3 * 4096 + 256];
+	size_t n;
+	int t = turin != 0, rc = 0;
+
+	pthread_mutex_lock(&sim_mu);
+	if (sim_tables[t] == NULL) {
+		if ((rc = sim_cert_table_build(t, buf, sizeof(buf), &n)) == 0) {
+			if ((sim_tables[t] = malloc(n)) == NULL) {
+				rc = VTPM_E_NOMEM;
+			} else {
+				memcpy(sim_tables[t], buf, n);
+				sim_table_len[t] = n;
+			}
+		}
+	}
+	if (rc == 0 && sim_table_len[t] > cap)
+		rc = VTPM_E_TOOBIG;
+	if (rc == 0) {
+		memcpy(out, sim_tables[t], sim_table_len[t]);
+		*len = sim_table_len[t];
+	}
+	pthread_mutex_unlock(&sim_mu);
+	return rc;
 }

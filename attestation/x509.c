@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,8 +146,12 @@ x509_from_bytes(const uint8_t *buf, size_t len)
 	BIO *bio;
 	size_t i;
 
+	uint8_t key[32];
+
 	if (buf == NULL || len == 0 || len > INT_MAX)
 		return NULL;
+	if ((x = certcache_get(buf, len, key)) != NULL)
+		return x;
 	if (looks_pem(buf, len)) {
 		if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL)
 			return NULL;
@@ -162,6 +167,7 @@ x509_from_bytes(const uint8_t *buf, size_t len)
 			}
 	}
 	ERR_clear_error();
+	certcache_put(key, x);
 	return x;
 }
 
@@ -201,12 +207,32 @@ x509_bundle_from_bytes(const uint8_t *buf, size_t len)
 	return sk;
 }
 
+/* Compiled-in PEM texts never change: parsed once each, by name. */
+#define EMBEDDED_MAX	64
+static X509 *embedded_x509[EMBEDDED_MAX];
+static pthread_mutex_t embedded_mu = PTHREAD_MUTEX_INITIALIZER;
+
 X509 *
 x509_from_embedded(const char *name)
 {
-	const char *pem = attest_embedded_get(name);
+	const struct attest_embedded *e;
+	X509 *x = NULL;
+	size_t i;
 
-	return pem == NULL ? NULL : x509_from_bytes((const uint8_t *)pem, strlen(pem));
+	for (e = attest_embedded, i = 0; e->name != NULL; e++, i++)
+		if (strcmp(e->name, name) == 0)
+			break;
+	if (e->name == NULL)
+		return NULL;
+	if (i >= EMBEDDED_MAX)
+		return x509_from_bytes((const uint8_t *)e->pem, strlen(e->pem));
+	pthread_mutex_lock(&embedded_mu);
+	if (embedded_x509[i] == NULL)
+		embedded_x509[i] = x509_from_bytes((const uint8_t *)e->pem, strlen(e->pem));
+	if (embedded_x509[i] != NULL && X509_up_ref(embedded_x509[i]) == 1)
+		x = embedded_x509[i];
+	pthread_mutex_unlock(&embedded_mu);
+	return x;
 }
 
 void
@@ -233,8 +259,13 @@ x509_cn(X509 *x, char *buf, size_t len)
 int
 x509_is_self_signed(X509 *x)
 {
-	int r = X509_self_signed(x, 1);
+	int r;
 
+	/* Names and key identifiers on every call; the signature once per DER. */
+	if (certcache_verified(x, x))
+		r = X509_self_signed(x, 0);
+	else if ((r = X509_self_signed(x, 1)) == 1)
+		certcache_note_verified(x, x);
 	ERR_clear_error();
 	return r == 1;
 }
@@ -357,10 +388,13 @@ x509_check_issued_by(X509 *child, const char *crole, X509 *issuer,
 	if ((key = X509_get0_pubkey(issuer)) == NULL)
 		return attest_fail(why, whylen, VTPM_E_EVIDENCE,
 		    "%s '%s' has an unusable public key", irole, icn);
-	if (X509_verify(child, key) != 1)
-		return attest_fail(why, whylen, VTPM_E_EVIDENCE,
-		    "%s '%s' signature does not verify with the key of %s '%s' "
-		    "(certificate signature failure)", crole, ccn, irole, icn);
+	if (!certcache_verified(child, issuer)) {
+		if (X509_verify(child, key) != 1)
+			return attest_fail(why, whylen, VTPM_E_EVIDENCE,
+			    "%s '%s' signature does not verify with the key of %s '%s' "
+			    "(certificate signature failure)", crole, ccn, irole, icn);
+		certcache_note_verified(child, issuer);
+	}
 	ERR_clear_error();
 	return 0;
 }

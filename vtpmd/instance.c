@@ -154,13 +154,13 @@ inst_send(struct inst *in, uint8_t type, const void *a, size_t alen,
 
 /* ---------- spawning ---------- */
 
+/*
+ * Starts the instance's worker process (it then waits for IPC_INIT).
+ * Split from inst_spawn_init() so that the fork overlaps a commit.
+ */
 static int
-inst_spawn(struct inst *in, const uint8_t *perm, size_t plen, const uint8_t *vol,
-    size_t vlen, int manufacture)
+inst_spawn_process(struct inst *in)
 {
-	uint8_t hdr[4 + 4 + 1 + 64 + 4], tail[4];
-	struct wbuf w;
-	size_t hlen, nlen = strlen(in->rec.name);
 	int sv[2], sndbuf = 1 << 20;
 	struct timeval tv = { 2, 0 };
 
@@ -213,6 +213,18 @@ inst_spawn(struct inst *in, const uint8_t *perm, size_t plen, const uint8_t *vol
 		inst_kill(in, "epoll");
 		return VTPM_E_IO;
 	}
+	return 0;
+}
+
+/* Hands a started worker its state (IPC_INIT). */
+static int
+inst_spawn_init(struct inst *in, const uint8_t *perm, size_t plen, const uint8_t *vol,
+    size_t vlen, int manufacture)
+{
+	uint8_t hdr[4 + 4 + 1 + 64 + 4], tail[4];
+	struct wbuf w;
+	size_t hlen, nlen = strlen(in->rec.name);
+
 	wbuf_init(&w, hdr, sizeof(hdr));
 	wbuf_put_u32(&w, manufacture ? IPC_INIT_F_MANUFACTURE : 0);
 	wbuf_put_u32(&w, in->rec.pcr_banks);
@@ -404,7 +416,15 @@ inst_start(struct inst *in, const struct attest_claims *c, char *why, size_t why
 		sodium_memzero(plainbuf, vlen);
 		resume = 1;
 	}
-	/* The volatile state is single-use: consumed before the worker runs. */
+	/*
+	 * The volatile state is single-use: consumed durably before the
+	 * worker gets it. The worker process starts first, so that its fork
+	 * and sandboxing overlap the commit; it gets its state after.
+	 */
+	if ((rc = inst_spawn_process(in)) != 0) {
+		snprintf(why, whylen, "could not start a worker: %s", vtpm_strerror(rc));
+		goto out;
+	}
 	if (rec.vol_gen > 0) {
 		rec.vol_gen = 0;
 		memset(rec.vol_launch_id, 0, sizeof(rec.vol_launch_id));
@@ -422,7 +442,7 @@ inst_start(struct inst *in, const struct attest_claims *c, char *why, size_t why
 	}
 	in->pending_how = resume ? ATTACHED_RESUMED :
 	    rec.perm_gen == 0 ? ATTACHED_NEW : ATTACHED_POWERED_ON;
-	rc = inst_spawn(in, perm, plen, vol, vlen, rec.perm_gen == 0);
+	rc = inst_spawn_init(in, perm, plen, vol, vlen, rec.perm_gen == 0);
 	if (rc != 0)
 		snprintf(why, whylen, "could not start a worker: %s", vtpm_strerror(rc));
 out:
@@ -846,6 +866,12 @@ inst_event(struct inst *in, uint32_t events)
 			inst_kill(in, why);
 			return;
 		}
+		/*
+		 * A worker that asked for a store waits for the answer: nothing
+		 * more to read now (epoll is level-triggered if there is).
+		 */
+		if (type == IPC_STORE)
+			return;
 	}
 }
 

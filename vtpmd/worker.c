@@ -67,11 +67,21 @@ static void tpm_after_power_on(void);
 
 /* ---------- IPC with the parent ---------- */
 
+/* Sleeps until the parent's channel is readable. */
+static void
+ipc_poll(void)
+{
+	struct pollfd pfd = { .fd = W.ipc, .events = POLLIN };
+
+	while (poll(&pfd, 1, -1) < 0)
+		if (errno != EINTR)
+			fatal("poll");
+}
+
 /* Waits for the next IPC message; exits if the parent is gone. */
 static void
 ipc_wait(uint8_t *type, const uint8_t **body, size_t *len, int *fd)
 {
-	struct pollfd pfd = { .fd = W.ipc, .events = POLLIN };
 	int rc;
 
 	for (;;) {
@@ -82,8 +92,7 @@ ipc_wait(uint8_t *type, const uint8_t **body, size_t *len, int *fd)
 			log_warnx("parent channel: %s; exiting", vtpm_strerror(rc));
 			_exit(2);
 		}
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-			fatal("poll");
+		ipc_poll();
 	}
 }
 
@@ -112,6 +121,8 @@ worker_store(uint8_t type, const uint8_t *data, size_t len)
 		log_warnx("store request: %s", vtpm_strerror(rc));
 		_exit(2);
 	}
+	/* The answer needs a group commit: sleep first rather than read EAGAIN. */
+	ipc_poll();
 	for (;;) {
 		ipc_wait(&mtype, &body, &blen, &fd);
 		if (fd >= 0)

@@ -91,6 +91,11 @@ int mem_read(pid_t pid, struct mem_kib *m);
  * Returns how many were found.
  */
 size_t proc_children(pid_t ppid, pid_t *out, size_t cap);
+/*
+ * Every descendant of ppid (children, their children, ...), up to cap: with
+ * the zygote, vtpmd's workers are its grandchildren. Returns how many.
+ */
+size_t proc_descendants(pid_t ppid, pid_t *out, size_t cap);
 
 /* utime + stime of a process in clock ticks (sysconf(_SC_CLK_TCK)), or -1. */
 long proc_cpu_ticks(pid_t pid);

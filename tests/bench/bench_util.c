@@ -305,19 +305,27 @@ mem_read(pid_t pid, struct mem_kib *m)
 	return m->rss > 0 ? 0 : -1;
 }
 
-size_t
-proc_children(pid_t ppid, pid_t *out, size_t cap)
+/* Every process in /proc with its parent, for one snapshot of the tree. */
+struct proc_link {
+	pid_t	pid;
+	pid_t	ppid;
+};
+
+static size_t
+proc_links(struct proc_link **out)
 {
 	char path[300], buf[512], *p;
+	struct proc_link *l = NULL, *nl;
 	struct dirent *de;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	int pp;
 	FILE *f;
 	DIR *d;
 
+	*out = NULL;
 	if ((d = opendir("/proc")) == NULL)
 		return 0;
-	while ((de = readdir(d)) != NULL && n < cap) {
+	while ((de = readdir(d)) != NULL) {
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
@@ -325,11 +333,54 @@ proc_children(pid_t ppid, pid_t *out, size_t cap)
 			continue;
 		if (fgets(buf, sizeof(buf), f) != NULL &&
 		    (p = strrchr(buf, ')')) != NULL &&
-		    sscanf(p + 1, " %*c %d", &pp) == 1 && pp == (int)ppid)
-			out[n++] = (pid_t)atoi(de->d_name);
+		    sscanf(p + 1, " %*c %d", &pp) == 1) {
+			if (n == cap) {
+				cap = cap ? 2 * cap : 1024;
+				if ((nl = realloc(l, cap * sizeof(*l))) == NULL)
+					break;
+				l = nl;
+			}
+			l[n].pid = (pid_t)atoi(de->d_name);
+			l[n].ppid = (pid_t)pp;
+			n++;
+		}
 		fclose(f);
 	}
 	closedir(d);
+	*out = l;
+	return n;
+}
+
+size_t
+proc_children(pid_t ppid, pid_t *out, size_t cap)
+{
+	struct proc_link *l;
+	size_t nl = proc_links(&l), i, n = 0;
+
+	for (i = 0; i < nl && n < cap; i++)
+		if (l[i].ppid == ppid)
+			out[n++] = l[i].pid;
+	free(l);
+	return n;
+}
+
+size_t
+proc_descendants(pid_t ppid, pid_t *out, size_t cap)
+{
+	struct proc_link *l;
+	size_t nl = proc_links(&l), i, n = 0, scan = 0;
+	pid_t parent = ppid;
+
+	/* Breadth first: out[] doubles as the queue of parents to expand. */
+	for (;;) {
+		for (i = 0; i < nl && n < cap; i++)
+			if (l[i].ppid == parent)
+				out[n++] = l[i].pid;
+		if (scan == n)
+			break;
+		parent = out[scan++];
+	}
+	free(l);
 	return n;
 }
 

@@ -136,15 +136,18 @@ start_swtpm() {
 	SP=$!
 }
 
-# strace_calls PID OUTKEY N [-nf] -- CMD...: runs CMD while strace -c watches
-# PID (and, without -nf, every process it forks from then on); records
-# R diag.OUTKEY.<syscall> calls/N and diag.OUTKEY.total.
+# strace_calls PIDS OUTKEY N [-nf] -- CMD...: runs CMD while strace -c watches
+# PIDS (comma-separated; and, without -nf, every process they fork from then
+# on); records R diag.OUTKEY.<syscall> calls/N and diag.OUTKEY.total.
 strace_calls() {
-	local pid=$1 key=$2 n=$3 sp follow=-f
+	local pids=$1 key=$2 n=$3 sp follow=-f p pargs=()
 	shift 3
 	[ "$1" = -nf ] && { follow=; shift; }
 	shift	# --
-	strace -c $follow -p "$pid" -o "$W/strace-$key.txt" 2>/dev/null &
+	for p in ${pids//,/ }; do
+		pargs+=(-p "$p")
+	done
+	strace -c $follow "${pargs[@]}" -o "$W/strace-$key.txt" 2>/dev/null &
 	sp=$!
 	sleep 0.5
 	"$@" >/dev/null 2>>"$LOG"
@@ -222,13 +225,15 @@ bench "$BB/vtpm-bench" nv --server "unix:$W/main/vtpmd.sock" --swtpm "$W/sw-dura
 	--swtpm2 "$W/sw-plain.sock" --rounds "$NV_ROUNDS" --iters "$NV_ITERS" --base 1
 
 section "syscalls per command (strace -c; diagnostics, not timed)"
-# Workers are traced from their fork (strace -f on the parent while a new
-# guest attaches), not attached to half-way through a wait: a tracer that
-# interrupts a sandboxed worker's poll() made it die on restart_syscall
-# before 0c557ba, and the counts should not depend on that.
-strace_calls "$VMAIN" vtpmd_all.getrandom 3000 -- "$BB/vtpm-bench" loop \
+# Workers are traced from their fork (strace -f on the parent and on the
+# zygote, which forks them, while a new guest attaches), not attached to
+# half-way through a wait: a tracer that interrupts a sandboxed worker's
+# poll() made it die on restart_syscall before 0c557ba, and the counts should
+# not depend on that.
+VTREE="$VMAIN,$(pgrep -P "$VMAIN" | paste -sd, -)"
+strace_calls "${VTREE%,}" vtpmd_all.getrandom 3000 -- "$BB/vtpm-bench" loop \
 	--server "unix:$W/main/vtpmd.sock" --phase getrandom --iters 3000 --base 2
-strace_calls "$VMAIN" vtpmd_all.nvincrement 300 -- "$BB/vtpm-bench" loop \
+strace_calls "${VTREE%,}" vtpmd_all.nvincrement 300 -- "$BB/vtpm-bench" loop \
 	--server "unix:$W/main/vtpmd.sock" --phase nvincrement --iters 300 --base 3
 strace_calls "$VMAIN" parent.nvincrement 300 -nf -- "$BB/vtpm-bench" loop \
 	--server "unix:$W/main/vtpmd.sock" --phase nvincrement --iters 300 --base 3

@@ -813,7 +813,7 @@ cmd_nvmulti(void)
 	}
 	if (vt && O.vtpmd_pid > 0) {
 		pid_t kids[4096];
-		size_t nk = proc_children(O.vtpmd_pid, kids, 4096), j;
+		size_t nk = proc_descendants(O.vtpmd_pid, kids, 4096), j;
 
 		acct_add(&acct, O.vtpmd_pid);
 		for (j = 0; j < nk; j++)
@@ -1165,6 +1165,22 @@ report_breakdown(const char *label, pid_t pid)
 	}
 }
 
+/* A vtpmd worker names itself "vtpmd-worker" (prctl PR_SET_NAME). */
+static int
+proc_is_worker(pid_t pid)
+{
+	char path[64], comm[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fgets(comm, sizeof(comm), f) == NULL)
+		comm[0] = '\0';
+	fclose(f);
+	return strncmp(comm, "vtpmd-worker", 12) == 0;
+}
+
 static int
 cmd_hold(void)
 {
@@ -1174,10 +1190,11 @@ cmd_hold(void)
 	struct mem_kib par, m;
 	pid_t *kids;
 	size_t nk, i;
-	long pss = 0, rss = 0, pd = 0;
+	long pss = 0, rss = 0, pd = 0, other_pss = 0;
 	double secs;
 	char k[128];
 	int ngone = 0;
+	size_t nw = 0;
 
 	if (!O.have_server || O.vtpmd_pid <= 0)
 		die("hold needs --server and --vtpmd-pid");
@@ -1195,7 +1212,11 @@ cmd_hold(void)
 	snprintf(k, sizeof(k), "mem.%s.attach_all_s", O.label);
 	result(k, secs, "s");
 	sleep(1);
-	nk = proc_children(O.vtpmd_pid, kids, (size_t)O.n + 64);
+	/*
+	 * Every descendant counts: workers are the zygote's children (the
+	 * parent's grandchildren), and the zygote itself is part of the cost.
+	 */
+	nk = proc_descendants(O.vtpmd_pid, kids, (size_t)O.n + 64);
 	if (mem_read(O.vtpmd_pid, &par) != 0)
 		die("cannot read /proc/%d/smaps_rollup", (int)O.vtpmd_pid);
 	for (i = 0; i < nk; i++) {
@@ -1203,20 +1224,29 @@ cmd_hold(void)
 			ngone++;
 			continue;
 		}
+		if (!proc_is_worker(kids[i])) {
+			other_pss += m.pss;
+			continue;
+		}
+		kids[nw++] = kids[i];
 		pss += m.pss;
 		rss += m.rss;
 		pd += m.priv_dirty;
 	}
-	nk -= (size_t)ngone;
+	nk = nw;
+	if (nk == 0)
+		die("no vtpmd-worker among the descendants of %d", (int)O.vtpmd_pid);
 	note("%s: %zu workers: PSS %ld KiB (%.0f each), parent PSS %ld KiB (RSS %ld, "
-	    "private dirty %ld)", O.label, nk, pss, (double)pss / (double)nk, par.pss,
-	    par.rss, par.priv_dirty);
+	    "private dirty %ld), other helpers (zygote) PSS %ld KiB, %d gone", O.label, nk,
+	    pss, (double)pss / (double)nk, par.pss, par.rss, par.priv_dirty, other_pss, ngone);
 	snprintf(k, sizeof(k), "mem.%s.workers", O.label);
 	result(k, (double)nk, "processes");
 	snprintf(k, sizeof(k), "mem.%s.total_pss", O.label);
-	result(k, (double)(pss + par.pss) / 1024.0, "MiB");
+	result(k, (double)(pss + other_pss + par.pss) / 1024.0, "MiB");
 	snprintf(k, sizeof(k), "mem.%s.per_instance_pss", O.label);
-	result(k, (double)(pss + par.pss) / (double)O.n, "KiB");
+	result(k, (double)(pss + other_pss + par.pss) / (double)O.n, "KiB");
+	snprintf(k, sizeof(k), "mem.%s.helpers_pss", O.label);
+	result(k, (double)other_pss, "KiB");
 	snprintf(k, sizeof(k), "mem.%s.worker_pss", O.label);
 	result(k, (double)pss / (double)nk, "KiB");
 	snprintf(k, sizeof(k), "mem.%s.worker_rss", O.label);

@@ -536,6 +536,73 @@ test_sim(void)
 	}
 }
 
+/*
+ * The caches (certcache.c): a certificate parsed or a signature checked once
+ * is reused only for the very same bytes; changed bytes are checked afresh.
+ */
+static void
+test_cert_caches(void)
+{
+	struct attest_sim_params sp;
+	struct attest_verify_cfg cfg;
+	struct attest_cert_table t;
+	struct attest_claims c;
+	uint8_t rd[64], rep[ATTEST_SNP_REPORT_LEN], tab[16384], der[4200];
+	X509 *x[40], *y;
+	char why[ATTEST_WHY_LEN];
+	size_t tl, off, vl, i;
+	int rc, same = 1, alive = 1;
+
+	randombytes_buf(rd, sizeof(rd));
+	cfg_init(&cfg);
+	cfg.av_allow_sim = 1;
+	attest_sim_params_init(&sp);
+	rc = attest_sim_report(&sp, rd, rep);
+	rc |= attest_sim_cert_table(0, tab, sizeof(tab), &tl);
+	rc |= attest_snp_verify(&cfg, rep, sizeof(rep), tab, tl, &c, why, sizeof(why));
+	rc |= attest_snp_verify(&cfg, rep, sizeof(rep), tab, tl, &c, why, sizeof(why));
+	CHECK(rc == 0, "sim evidence verifies twice (caches warm): %s", why);
+
+	/* The VCEK's last byte is in its signature: the cached check must not apply. */
+	rc = attest_cert_table_parse(tab, tl, &t, why, sizeof(why));
+	CHECK(rc == 0 && t.vcek != NULL, "sim table parses");
+	if (rc == 0 && t.vcek != NULL) {
+		off = (size_t)(t.vcek - tab);
+		vl = t.vcek_len;
+		tab[off + vl - 1] ^= 0x01;
+		rc = attest_snp_verify(&cfg, rep, sizeof(rep), tab, tl, &c, why, sizeof(why));
+		CHECK_ERR(rc, VTPM_E_EVIDENCE, why, "signature does not verify",
+		    "VCEK with a changed signature after a cached success");
+		tab[off + vl - 1] ^= 0x01;
+		rc = attest_snp_verify(&cfg, rep, sizeof(rep), tab, tl, &c, why, sizeof(why));
+		CHECK(rc == 0, "the original VCEK verifies again: %s", why);
+
+		/* More distinct inputs than the parse cache holds, all alive at once. */
+		if (vl + 40 <= sizeof(der)) {
+			for (i = 0; i < 40; i++) {
+				memset(der, 0, sizeof(der));
+				memcpy(der, tab + off, vl);
+				x[i] = x509_from_bytes(der, vl + i);	/* zero padding: a new key */
+				alive &= x[i] != NULL;
+			}
+			y = x509_from_bytes(der, vl + 39);
+			same = y != NULL && y == x[39];
+			X509_free(y);
+			for (i = 0; i < 40; i++) {
+				if (x[i] != NULL) {
+					char cn[64];
+
+					x509_cn(x[i], cn, sizeof(cn));
+					alive &= strcmp(cn, "SEV-VCEK") == 0;
+				}
+				X509_free(x[i]);
+			}
+			CHECK(alive && same, "parse cache: 40 inputs alive (%d), a repeat is "
+			    "the cached object (%d)", alive, same);
+		}
+	}
+}
+
 /* ---- certificate table parser -------------------------------------------- */
 
 static void
@@ -1104,6 +1171,7 @@ main(void)
 	test_snp_turin_vcek();
 	test_snp_negative();
 	test_sim();
+	test_cert_caches();
 	test_cert_table();
 	test_tdx();
 	test_configfs();
