@@ -10,7 +10,7 @@ ATTEST_PEMS := $(sort $(wildcard attestation/testchain/*.pem attestation/amdroot
 ATTEST_GEN_C := $(BUILD)/gen/attest_embedded.c
 ATTEST_SRCS := attestation/attest.c attestation/x509.c attestation/snp.c \
 	attestation/tdx.c attestation/tdx_collateral.c attestation/policy.c \
-	attestation/provider.c attestation/sim.c $(ATTEST_GEN_C)
+	attestation/provider.c attestation/sim.c attestation/ekbind.c $(ATTEST_GEN_C)
 ATTEST_OBJS := $(ATTEST_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_ATTEST  := $(BUILD)/libattest.a
 # Whoever links $(LIB_ATTEST) also links these.

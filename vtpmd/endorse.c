@@ -228,85 +228,17 @@ ekca_report_data(uint8_t rd[ATTEST_REPORT_DATA_LEN])
 
 /* ---------- EK public areas (TPMT_PUBLIC) ---------- */
 
-static int
-skip_sym_and_scheme(struct cursor *c)
-{
-	uint16_t alg, v;
-
-	if (cur_get_u16(c, &alg) != 0)
-		return -1;
-	if (alg != 0x0010 && (cur_get_u16(c, &v) != 0 || cur_get_u16(c, &v) != 0))
-		return -1;
-	if (cur_get_u16(c, &alg) != 0)
-		return -1;
-	if (alg != 0x0010 && cur_get_u16(c, &v) != 0)
-		return -1;
-	return 0;
-}
-
 /* Turns an EK's TPMT_PUBLIC into an OpenSSL public key; NULL if malformed. */
 static EVP_PKEY *
 ek_pubkey(const uint8_t *p, size_t len, int want_ecc)
 {
-	struct cursor c;
-	uint16_t type, nalg, plen, bits, curve, kdf, n, xl, yl;
-	uint32_t attrs, exp;
-	const uint8_t *mod, *xp, *yp;
-	uint8_t pt[65];
-	BIGNUM *bn_n = NULL, *bn_e = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *key = NULL;
+	uint8_t der[ATTEST_EK_SPKI_MAX];
+	const uint8_t *d = der;
+	size_t dlen;
 
-	cur_init(&c, p, len);
-	if (cur_get_u16(&c, &type) != 0 || cur_get_u16(&c, &nalg) != 0 ||
-	    cur_get_u32(&c, &attrs) != 0 || cur_get_u16(&c, &plen) != 0 ||
-	    cur_skip(&c, plen) != 0 || skip_sym_and_scheme(&c) != 0)
+	if (attest_ek_spki_from_tpmt(p, len, want_ecc, der, sizeof(der), &dlen) != 0)
 		return NULL;
-	if ((bld = OSSL_PARAM_BLD_new()) == NULL)
-		return NULL;
-	if (!want_ecc && type == 0x0001) {
-		if (cur_get_u16(&c, &bits) != 0 || cur_get_u32(&c, &exp) != 0 ||
-		    cur_get_u16(&c, &n) != 0 || n != 256 || bits != 2048 ||
-		    cur_get_ref(&c, &mod, n) != 0 || cur_end(&c) != 0)
-			goto out;
-		bn_n = BN_bin2bn(mod, n, NULL);
-		bn_e = BN_new();
-		if (bn_n == NULL || bn_e == NULL || !BN_set_word(bn_e, exp ? exp : 65537) ||
-		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) ||
-		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) ||
-		    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL)
-			goto out;
-	} else if (want_ecc && type == 0x0023) {
-		if (cur_get_u16(&c, &curve) != 0 || cur_get_u16(&c, &kdf) != 0 ||
-		    curve != 0x0003 || (kdf != 0x0010 && cur_skip(&c, 2) != 0) ||
-		    cur_get_u16(&c, &xl) != 0 || xl != 32 || cur_get_ref(&c, &xp, xl) != 0 ||
-		    cur_get_u16(&c, &yl) != 0 || yl != 32 || cur_get_ref(&c, &yp, yl) != 0 ||
-		    cur_end(&c) != 0)
-			goto out;
-		pt[0] = 0x04;
-		memcpy(pt + 1, xp, 32);
-		memcpy(pt + 33, yp, 32);
-		if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-		    "prime256v1", 0) ||
-		    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)) ||
-		    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL)
-			goto out;
-	} else {
-		goto out;
-	}
-	if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
-	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		key = NULL;
-out:
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
-	EVP_PKEY_CTX_free(ctx);
-	BN_free(bn_n);
-	BN_free(bn_e);
-	return key;
+	return d2i_PUBKEY(NULL, &d, (long)dlen);
 }
 
 /* TPMSpecification ::= SEQUENCE { family UTF8String "2.0", level 0, revision 164 } in subjectDirectoryAttributes. */
