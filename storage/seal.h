@@ -79,7 +79,11 @@
 enum seal_blob_type {
 	SEAL_BLOB_PERMANENT = 1,	/* libtpms permanent state (NVChip) */
 	SEAL_BLOB_VOLATILE  = 2,	/* libtpms volatile state of one launch */
+	SEAL_BLOB_ENDORSEMENT = 3,	/* EK publics and certificates (docs/ENDORSEMENT.md) */
 };
+
+/* An endorsement blob is written once, at manufacture: always this generation. */
+#define SEAL_ENDORSEMENT_GEN	1
 
 /*
  * A root key (KEK). Always lives in sodium_malloc() memory: get one from

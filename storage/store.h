@@ -312,6 +312,8 @@ struct store_inst_view {
 	size_t			 perm_len;
 	const uint8_t		*vol;		/* sealed volatile blob, NULL if none stored */
 	size_t			 vol_len;
+	const uint8_t		*endo;		/* sealed endorsement blob, NULL if none stored */
+	size_t			 endo_len;
 };
 
 /*

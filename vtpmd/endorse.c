@@ -4,6 +4,8 @@
  * public areas a worker sends: they are parsed with the cursor and must be
  * exactly the default EK templates' shape.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -321,7 +323,7 @@ out:
 
 int
 ekcert_issue(const char *instance, const uint8_t *body, size_t len, uint8_t *out,
-    size_t cap, size_t *outlen)
+    size_t cap, size_t *outlen, struct attest_ek_keys *keys)
 {
 	const uint8_t *rsa, *ecc;
 	struct cursor c;
@@ -337,6 +339,14 @@ ekcert_issue(const char *instance, const uint8_t *body, size_t len, uint8_t *out
 	    cur_get_u16(&c, &el) != 0 || el > IPC_EK_PUB_MAX || cur_get_ref(&c, &ecc, el) != 0 ||
 	    cur_end(&c) != 0)
 		return VTPM_E_FORMAT;
+	memset(keys, 0, sizeof(*keys));
+	if (attest_ek_spki_from_tpmt(rsa, rl, 0, keys->ek_rsa, sizeof(keys->ek_rsa),
+	    &keys->ek_rsa_len) != 0 ||
+	    attest_ek_spki_from_tpmt(ecc, el, 1, keys->ek_ecc, sizeof(keys->ek_ecc),
+	    &keys->ek_ecc_len) != 0) {
+		memset(keys, 0, sizeof(*keys));
+		return VTPM_E_FORMAT;
+	}
 	if ((rk = ek_pubkey(rsa, rl, 0)) == NULL || (ek = ek_pubkey(ecc, el, 1)) == NULL) {
 		EVP_PKEY_free(rk);
 		return VTPM_E_FORMAT;
@@ -362,4 +372,158 @@ out:
 	EVP_PKEY_free(rk);
 	EVP_PKEY_free(ek);
 	return rc;
+}
+
+/* ---------- the endorsement record (sealed blob type 3) ---------- */
+
+int
+endorse_record_store(const struct store_instance *rec, const uint8_t *dek,
+    const struct attest_ek_keys *keys, const uint8_t *certs, size_t clen)
+{
+	uint8_t plain[ENDORSE_PLAIN_MAX], sealed[ENDORSE_SEALED_MAX];
+	struct store_batch *b;
+	struct wbuf w;
+	size_t plen, slen;
+	int rc;
+
+	wbuf_init(&w, plain, sizeof(plain));
+	wbuf_put_bytes(&w, "VEK1", 4);
+	wbuf_put_u16(&w, (uint16_t)keys->ek_rsa_len);
+	wbuf_put_bytes(&w, keys->ek_rsa, keys->ek_rsa_len);
+	wbuf_put_u16(&w, (uint16_t)keys->ek_ecc_len);
+	wbuf_put_bytes(&w, keys->ek_ecc, keys->ek_ecc_len);
+	wbuf_put_bytes(&w, certs, clen);
+	if ((rc = wbuf_end(&w, &plen)) != 0 ||
+	    (rc = seal_blob(dek, V->kek->kid, rec->uuid, SEAL_BLOB_ENDORSEMENT,
+	    SEAL_ENDORSEMENT_GEN, plain, plen, sealed, sizeof(sealed), &slen)) != 0)
+		goto out;
+	if ((b = store_batch_new()) == NULL)
+		fatalx("out of memory");
+	if ((rc = store_batch_put_blob(b, rec->uuid, SEAL_BLOB_ENDORSEMENT, sealed, slen)) == 0)
+		rc = store_batch_commit(V->store, b);
+	store_batch_free(b);
+out:
+	if (rc != 0)
+		log_warnx("instance %s: endorsement record not stored: %s", rec->name,
+		    vtpm_strerror(rc));
+	return rc;
+}
+
+static json_object *
+endo_hex(const uint8_t *p, size_t n)
+{
+	char s[2 * 64 + 1];
+
+	if (n > 64)
+		return NULL;
+	sodium_bin2hex(s, sizeof(s), p, n);
+	return json_object_new_string(s);
+}
+
+static json_object *
+endo_sha256(const uint8_t *p, size_t n)
+{
+	uint8_t h[32];
+
+	if (n == 0)
+		return NULL;
+	crypto_hash_sha256(h, p, n);
+	return endo_hex(h, sizeof(h));
+}
+
+static json_object *
+endo_pem(const uint8_t *der, size_t n)
+{
+	char b64[1024], pem[1400];
+	size_t i, o;
+
+	if (n == 0 || sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL) > sizeof(b64))
+		return NULL;
+	sodium_bin2base64(b64, sizeof(b64), der, n, sodium_base64_VARIANT_ORIGINAL);
+	o = (size_t)snprintf(pem, sizeof(pem), "-----BEGIN PUBLIC KEY-----\n");
+	for (i = 0; b64[i] != '\0' && o < sizeof(pem); i += 64)
+		o += (size_t)snprintf(pem + o, sizeof(pem) - o, "%.64s\n", b64 + i);
+	if (o < sizeof(pem))
+		snprintf(pem + o, sizeof(pem) - o, "-----END PUBLIC KEY-----\n");
+	return json_object_new_string(pem);
+}
+
+static json_object *
+endo_missing(const char *why)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "recorded", json_object_new_boolean(0));
+	json_object_object_add(o, "why", json_object_new_string(why));
+	return o;
+}
+
+json_object *
+endorse_show_json(const struct store_instance *rec)
+{
+	uint8_t *sealed = NULL, *plain = NULL, *dek = NULL, rd[ATTEST_REPORT_DATA_LEN];
+	const uint8_t *magic, *rsa, *ecc, *rc_der, *ec_der;
+	uint16_t rl, el, rcl, ecl;
+	struct attest_ek_keys *k = NULL;
+	struct cursor c;
+	size_t slen, plen;
+	json_object *o = NULL;
+	char why[160];
+	int rc;
+
+	if (V->kek == NULL)
+		return endo_missing("the root key is not available yet");
+	if ((sealed = malloc(ENDORSE_SEALED_MAX)) == NULL || (plain = malloc(ENDORSE_PLAIN_MAX)) == NULL ||
+	    (k = calloc(1, sizeof(*k))) == NULL || (dek = sodium_malloc(SEAL_KEY_LEN)) == NULL)
+		fatalx("out of memory");
+	rc = store_blob_get(V->store, rec->uuid, SEAL_BLOB_ENDORSEMENT, sealed,
+	    ENDORSE_SEALED_MAX, &slen);
+	if (rc == VTPM_E_NOTFOUND) {
+		o = endo_missing(rec->perm_gen == 0 ? "not manufactured yet (no guest has "
+		    "attached)" : "none recorded: the instance was manufactured by a vtpmd "
+		    "that did not keep endorsement records; read the EKs in the guest "
+		    "(tpm2_createek, tpm2_getekcertificate)");
+		goto out;
+	}
+	if (rc == 0)
+		rc = seal_dek_unwrap(V->kek, rec->uuid, rec->wrapped_dek, dek);
+	if (rc == 0)
+		rc = unseal_blob(dek, rec->uuid, SEAL_BLOB_ENDORSEMENT, SEAL_ENDORSEMENT_GEN,
+		    sealed, slen, plain, ENDORSE_PLAIN_MAX, &plen);
+	if (rc != 0) {
+		snprintf(why, sizeof(why), "the endorsement record does not open: %s",
+		    vtpm_strerror(rc));
+		o = endo_missing(why);
+		goto out;
+	}
+	cur_init(&c, plain, plen);
+	if (cur_get_ref(&c, &magic, 4) != 0 || memcmp(magic, "VEK1", 4) != 0 ||
+	    cur_get_u16(&c, &rl) != 0 || rl > ATTEST_EK_SPKI_MAX || cur_get_ref(&c, &rsa, rl) != 0 ||
+	    cur_get_u16(&c, &el) != 0 || el > ATTEST_EK_SPKI_MAX || cur_get_ref(&c, &ecc, el) != 0 ||
+	    cur_get_u16(&c, &rcl) != 0 || cur_get_ref(&c, &rc_der, rcl) != 0 ||
+	    cur_get_u16(&c, &ecl) != 0 || cur_get_ref(&c, &ec_der, ecl) != 0 ||
+	    cur_end(&c) != 0) {
+		o = endo_missing("the endorsement record is malformed");
+		goto out;
+	}
+	memcpy(k->ek_rsa, rsa, rl);
+	k->ek_rsa_len = rl;
+	memcpy(k->ek_ecc, ecc, el);
+	k->ek_ecc_len = el;
+	attest_ek_bind_report_data(k, rd);
+	o = json_object_new_object();
+	json_object_object_add(o, "recorded", json_object_new_boolean(1));
+	json_object_object_add(o, "ek_rsa_pem", endo_pem(rsa, rl));
+	json_object_object_add(o, "ek_ecc_pem", endo_pem(ecc, el));
+	json_object_object_add(o, "ek_rsa_spki_sha256", endo_sha256(rsa, rl));
+	json_object_object_add(o, "ek_ecc_spki_sha256", endo_sha256(ecc, el));
+	json_object_object_add(o, "ek_rsa_cert_sha256", endo_sha256(rc_der, rcl));
+	json_object_object_add(o, "ek_ecc_cert_sha256", endo_sha256(ec_der, ecl));
+	json_object_object_add(o, "ek_bind_report_data", endo_hex(rd, sizeof(rd)));
+out:
+	sodium_free(dek);
+	free(k);
+	free(plain);
+	free(sealed);
+	return o;
 }

@@ -86,4 +86,32 @@ bind a aa a-rsa.ev --ek rsa >/dev/null
 check "bind-ek --ek rsa verifies with the RSA EK alone" verify --evidence a-rsa.ev --ek a-ekr.pem
 check "bind-ek --ek rsa does not verify with both EKs" \
 	bash -c "! '$B/vtpmctl' verify-evidence --trust-test-ark --evidence a-rsa.ev --ek a-ek.pem 2>/dev/null"
+# vtpmctl show --json: the EKs and the certificates' fingerprints, durably.
+endo() {	# HOSTBYTE KEY
+	vtpmctl --json show "guest-$(hexn "$1" 6)" |
+		python3 -c 'import json,sys; e=json.load(sys.stdin)["instance"]["endorsement"]; print(e.get(sys.argv[1]) or "")' "$2"
+}
+check_eq "show: the endorsement is recorded" "$(endo aa recorded)" "True"
+endo aa ek_rsa_pem >show-rsa.pem
+endo aa ek_ecc_pem >show-ecc.pem
+check_eq "show: the RSA EK equals tpm2_createek's" "$(spki_sha256 show-rsa.pem)" "$(spki_sha256 a-ekr.pem)"
+check_eq "show: the ECC EK equals tpm2_createek's" "$(spki_sha256 show-ecc.pem)" "$(spki_sha256 a-eke.pem)"
+check "verify-evidence --ek accepts the EKs from vtpmctl show" \
+	verify --evidence a.ev --ek show-rsa.pem --ek show-ecc.pem
+check_eq "show: the binding report data is bind-ek's" "$(endo aa ek_bind_report_data)" "$rd_a"
+tpm a nvread 0x01c0000a -o a-ecc-nv.der 2>/dev/null
+check_eq "show: RSA certificate fingerprint = SHA-256 of tpm2_getekcertificate's" \
+	"$(endo aa ek_rsa_cert_sha256)" "$(sha256sum <a-rsa.der | cut -d' ' -f1)"
+check_eq "show: ECC certificate fingerprint = SHA-256 of tpm2_nvread 0x01c0000a" \
+	"$(endo aa ek_ecc_cert_sha256)" "$(sha256sum <a-ecc-nv.der | cut -d' ' -f1)"
+check_ne "show: two guests, two RSA EKs" "$(endo aa ek_rsa_spki_sha256)" "$(endo bb ek_rsa_spki_sha256)"
+stop_guest a
+stop_guest b
+stop_vtpmd
+start_vtpmd
+check_eq "show after a vtpmd restart: the record is still there" \
+	"$(endo aa ek_rsa_cert_sha256)" "$(sha256sum <a-rsa.der | cut -d' ' -f1)"
+vtpmctl enroll plain --measurement "$(hexn 22 48)" --host-data "$(hexn cc 32)" >/dev/null
+check "show: an instance not manufactured yet says why it has no record" \
+	bash -c "'$B/vtpmctl' --admin '$T/admin.sock' --json show plain | grep -q 'not manufactured yet'"
 t_done
