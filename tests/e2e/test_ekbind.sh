@@ -111,6 +111,27 @@ stop_vtpmd
 start_vtpmd
 check_eq "show after a vtpmd restart: the record is still there" \
 	"$(endo aa ek_rsa_cert_sha256)" "$(sha256sum <a-rsa.der | cut -d' ' -f1)"
+# Backup and restore, export and import carry the endorsement record.
+NA="guest-$(hexn aa 6)"
+NB="guest-$(hexn bb 6)"
+fp_a=$(endo aa ek_rsa_cert_sha256)
+fp_b=$(endo bb ek_ecc_cert_sha256)
+vtpmctl backup "$T/e.vbak" >/dev/null 2>&1
+check "backup" [ -s "$T/e.vbak" ]
+check "the backup opens with keys (its endorsement records too)" \
+	bash -c "'$B/vtpmctl' --admin '$T/admin.sock' verify --with-keys '$T/e.vbak' >/dev/null"
+vtpmctl delete "$NA" >/dev/null
+vtpmctl restore "$T/e.vbak" >/dev/null 2>&1
+check_eq "restore brings the endorsement record back" "$(endo aa ek_rsa_cert_sha256)" "$fp_a"
+stop_vtpmd
+start_vtpmd --migration-key-provider "file:$T/mig.key"
+vtpmctl export "$NB" "$T/b.vexp" >/dev/null 2>&1
+check "export" [ -s "$T/b.vexp" ]
+stop_vtpmd
+mv "$T/state" "$T/state-1"
+start_vtpmd --migration-key-provider "file:$T/mig.key"	# another host: a new root key
+vtpmctl import "$T/b.vexp" >/dev/null 2>&1
+check_eq "import brings the endorsement record along" "$(endo bb ek_ecc_cert_sha256)" "$fp_b"
 vtpmctl enroll plain --measurement "$(hexn 22 48)" --host-data "$(hexn cc 32)" >/dev/null
 check "show: an instance not manufactured yet says why it has no record" \
 	bash -c "'$B/vtpmctl' --admin '$T/admin.sock' --json show plain | grep -q 'not manufactured yet'"
