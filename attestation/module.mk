@@ -30,3 +30,10 @@ $(BUILD)/tests/test_attest: $(BUILD)/obj/tests/unit/attestation/test_attest.o $(
 		$(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_ATTEST_DEPS)
+
+# Unit test of the EK binding (ekbind.c): vectors in tests/vectors/ekbind.
+TESTS_UNIT += $(BUILD)/tests/test_ekbind
+$(BUILD)/tests/test_ekbind: $(BUILD)/obj/tests/unit/attestation/test_ekbind.o $(LIB_ATTEST) \
+		$(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_ATTEST_DEPS)

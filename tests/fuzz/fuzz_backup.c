@@ -121,6 +121,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!fz_inside(&c, sec.rec_bytes, sec.rec_len) ||
 			    !fz_inside(&c, sec.perm, sec.perm_len) ||
 			    !fz_inside(&c, sec.vol, sec.vol_len) ||
+			    !fz_inside(&c, sec.endo, sec.endo_len) ||
 			    strcmp(sec.rec.name, e.name) != 0)
 				abort();
 		}
@@ -138,7 +139,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (bkf_section_parse(data, size, &head, &e, &sec, why, sizeof(why)) == 0 &&
 			    (!fz_inside(&c, sec.rec_bytes, sec.rec_len) ||
 			    !fz_inside(&c, sec.perm, sec.perm_len) ||
-			    !fz_inside(&c, sec.vol, sec.vol_len)))
+			    !fz_inside(&c, sec.vol, sec.vol_len) ||
+			    !fz_inside(&c, sec.endo, sec.endo_len)))
 				abort();
 		}
 	}
