@@ -54,40 +54,151 @@ ekca_reset(void)
 	ca_cert = NULL;
 }
 
-/* The CA's P-256 private scalar: HMAC-SHA256(root key, label || counter) in [1, n). */
-static EVP_PKEY *
-ca_derive_key(void)
+/*
+ * The CA key's home in the store: its P-256 scalar wrapped ("VTK1",
+ * seal_dek_wrap()) by one root key, under the blob key (uuid "EKCA" 0 0 0 0
+ * || that key's kid, SEAL_BLOB_ENDORSEMENT). A rotation wraps it for the new
+ * root key before the store switches (ekca_carry()), so the CA outlives
+ * rotations. No instance uuid can collide in practice (random 128 bits).
+ */
+static void
+ca_slot(const struct seal_kek *kek, uint8_t uuid[SEAL_UUID_LEN])
+{
+	memset(uuid, 0, SEAL_UUID_LEN);
+	memcpy(uuid, "EKCA", 4);
+	memcpy(uuid + 8, kek->kid, SEAL_KID_LEN);
+}
+
+/* The first P-256 scalar of HMAC-SHA256(root key, "vtpmd-ek-ca-v1" || counter) in [1, n). */
+static int
+ca_first_scalar(const struct seal_kek *kek, uint8_t d[32])
 {
 	static const char label[] = "vtpmd-ek-ca-v1";
-	uint8_t msg[sizeof(label)], d[32], pub[65];
-	EC_GROUP *grp = NULL;
-	EC_POINT *pt = NULL;
+	uint8_t msg[sizeof(label)];
 	BIGNUM *bn = NULL, *order = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *key = NULL;
-	uint8_t ctr;
+	EC_GROUP *grp;
+	int ctr, rc = VTPM_E_CRYPTO;
 
-	if (V->kek == NULL)
-		return NULL;
 	grp = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 	order = BN_new();
 	if (grp == NULL || order == NULL || !EC_GROUP_get_order(grp, order, NULL))
 		goto out;
 	memcpy(msg, label, sizeof(label) - 1);
-	for (ctr = 0; ; ctr++) {
-		msg[sizeof(label) - 1] = ctr;
-		crypto_auth_hmacsha256(d, msg, sizeof(msg), V->kek->key);
+	for (ctr = 0; ctr < 256; ctr++) {
+		msg[sizeof(label) - 1] = (uint8_t)ctr;
+		crypto_auth_hmacsha256(d, msg, sizeof(msg), kek->key);
 		BN_clear_free(bn);
-		if ((bn = BN_bin2bn(d, sizeof(d), NULL)) == NULL)
+		if ((bn = BN_bin2bn(d, 32, NULL)) == NULL)
 			goto out;
-		if (!BN_is_zero(bn) && BN_cmp(bn, order) < 0)
+		if (!BN_is_zero(bn) && BN_cmp(bn, order) < 0) {
+			rc = 0;
 			break;
-		if (ctr == 255)
-			goto out;
+		}
 	}
-	if ((pt = EC_POINT_new(grp)) == NULL ||
+out:
+	if (rc != 0)
+		sodium_memzero(d, 32);
+	BN_clear_free(bn);
+	BN_free(order);
+	EC_GROUP_free(grp);
+	return rc;
+}
+
+static int
+ca_slot_put(const struct seal_kek *kek, const uint8_t d[32])
+{
+	uint8_t uuid[SEAL_UUID_LEN], w[SEAL_WRAPPED_DEK_LEN];
+	struct store_batch *b;
+	int rc;
+
+	ca_slot(kek, uuid);
+	if ((rc = seal_dek_wrap(kek, uuid, d, w)) != 0)
+		return rc;
+	if ((b = store_batch_new()) == NULL)
+		fatalx("out of memory");
+	if ((rc = store_batch_put_blob(b, uuid, SEAL_BLOB_ENDORSEMENT, w, sizeof(w))) == 0)
+		rc = store_batch_commit(V->store, b);
+	store_batch_free(b);
+	return rc;
+}
+
+/*
+ * The CA scalar under kek: from its slot, or, for a store that has none
+ * yet, derived from kek and stored (so a store keeps the CA it had before
+ * the slot existed, until its first rotation, and from then on).
+ */
+static int
+ca_scalar(const struct seal_kek *kek, uint8_t d[32])
+{
+	uint8_t uuid[SEAL_UUID_LEN], w[SEAL_WRAPPED_DEK_LEN + 1];
+	size_t n;
+	int rc;
+
+	ca_slot(kek, uuid);
+	rc = store_blob_get(V->store, uuid, SEAL_BLOB_ENDORSEMENT, w, sizeof(w), &n);
+	if (rc == 0) {
+		if (n != SEAL_WRAPPED_DEK_LEN)
+			return VTPM_E_FORMAT;
+		return seal_dek_unwrap(kek, uuid, w, d);
+	}
+	if (rc != VTPM_E_NOTFOUND)
+		return rc == VTPM_E_TOOBIG ? VTPM_E_FORMAT : rc;
+	if ((rc = ca_first_scalar(kek, d)) != 0)
+		return rc;
+	if ((rc = ca_slot_put(kek, d)) != 0) {
+		sodium_memzero(d, 32);
+		return rc;
+	}
+	log_info("EK CA: key derived from root key version %u and kept in the store",
+	    kek->version);
+	return 0;
+}
+
+int
+ekca_carry(const struct seal_kek *new_kek)
+{
+	uint8_t *d;
+	int rc;
+
+	if (V->kek == NULL)
+		return VTPM_E_AGAIN;
+	if ((d = sodium_malloc(32)) == NULL)
+		fatalx("out of memory");
+	if ((rc = ca_scalar(V->kek, d)) == 0)
+		rc = ca_slot_put(new_kek, d);
+	sodium_memzero(d, 32);
+	sodium_free(d);
+	if (rc != 0)
+		log_warnx("EK CA: could not wrap the CA key for root key version %u: %s",
+		    new_kek->version, vtpm_strerror(rc));
+	return rc;
+}
+
+/* The CA key pair from its scalar (ca_scalar()). */
+static EVP_PKEY *
+ca_derive_key(void)
+{
+	uint8_t *d = NULL, pub[65];
+	EC_GROUP *grp = NULL;
+	EC_POINT *pt = NULL;
+	BIGNUM *bn = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *key = NULL;
+	int rc;
+
+	if (V->kek == NULL)
+		return NULL;
+	if ((d = sodium_malloc(32)) == NULL)
+		fatalx("out of memory");
+	if ((rc = ca_scalar(V->kek, d)) != 0) {
+		log_warnx("EK CA: no key: %s", vtpm_strerror(rc));
+		goto out;
+	}
+	grp = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	if (grp == NULL || (bn = BN_bin2bn(d, 32, NULL)) == NULL ||
+	    (pt = EC_POINT_new(grp)) == NULL ||
 	    !EC_POINT_mul(grp, pt, bn, NULL, NULL, NULL) ||
 	    EC_POINT_point2oct(grp, pt, POINT_CONVERSION_UNCOMPRESSED, pub, sizeof(pub),
 	    NULL) != sizeof(pub))
@@ -102,14 +213,14 @@ ca_derive_key(void)
 	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_KEYPAIR, params) <= 0)
 		key = NULL;
 out:
-	sodium_memzero(d, sizeof(d));
+	sodium_memzero(d, 32);
+	sodium_free(d);
 	OSSL_PARAM_free(params);	/* holds a copy of the scalar */
 	OSSL_PARAM_BLD_free(bld);
 	EVP_PKEY_CTX_free(ctx);
 	EC_POINT_free(pt);
 	EC_GROUP_free(grp);
 	BN_clear_free(bn);
-	BN_free(order);
 	return key;
 }
 

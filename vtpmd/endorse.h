@@ -1,8 +1,9 @@
 /*
  * endorse.h: endorsement in the parent: the vtpmd EK CA, EK certificates for
  * new instances, and the H-CRTM launch event measured into PCR 0
- * (docs/ENDORSEMENT.md). Only the parent holds the CA key; it is derived
- * from the root key and never stored.
+ * (docs/ENDORSEMENT.md). Only the parent holds the CA key: first derived
+ * from the root key, then kept in the store wrapped by the root key (like a
+ * data key), so that it survives root-key rotations.
  */
 #ifndef VTPM_ENDORSE_H
 #define VTPM_ENDORSE_H
@@ -72,5 +73,12 @@ char *ekca_pem(void);
 int ekca_report_data(uint8_t rd[ATTEST_REPORT_DATA_LEN]) VTPM_WUR;
 /* Forgets the cached CA (the root key changed). */
 void ekca_reset(void);
+/*
+ * Before a root-key rotation commits: wraps the CA key for new_kek too and
+ * commits that, so the CA stays the same across the rotation (the old
+ * root key's copy is left: the store may still be on it if the rotation
+ * fails). Returns 0 or a VTPM_E_* code (logged): refuse the rotation then.
+ */
+int ekca_carry(const struct seal_kek *new_kek) VTPM_WUR;
 
 #endif
