@@ -6,8 +6,8 @@
  *   root key (KEK)   from a key provider (keyprov.h); opens the store.
  *   data key (DEK)   one per instance, random; kept in the instance record
  *                    only as a wrapped DEK ("VTK1", sealed by the KEK).
- *   sealed blob      ("VTB1") one TPM state blob of one instance, sealed by
- *                    that instance's DEK.
+ *   sealed blob      ("VTB1") one TPM state blob of one instance, or its
+ *                    endorsement record, sealed by that instance's DEK.
  *   key-check value  ("VKC1") in the store's meta record; tells a wrong root
  *                    key apart before anything is written.
  *
