@@ -359,6 +359,9 @@ guest_bind_ek(int argc, char **argv)
 		fprintf(stderr, "vtpm-guest: bind-ek: --attestation %s: %s\n", po.ap_kind, why);
 		goto out;
 	}
+	if (strcmp(po.ap_kind, "sim") == 0)
+		fprintf(stderr, "vtpm-guest: bind-ek: simulated attestation: this evidence "
+		    "proves nothing (development and tests only)\n");
 	if ((rc = attest_evidence_get(prov, rd, ev, sizeof(ev), &evlen)) != 0) {
 		fprintf(stderr, "vtpm-guest: bind-ek: no evidence: %s: %s\n", vtpm_strerror(rc),
 		    attest_provider_error(prov));

@@ -17,7 +17,7 @@ bind() {	# GUEST HOSTBYTE OUT [args]
 	shift 3
 	"$B/vtpm-guest" bind-ek --out "$out" --socket "$T/$g.sock" --attestation sim \
 		--sim-measurement "$(hexn 11 48)" --sim-host-data "$(hexn "$hb" 32)" \
-		--sim-launch-id "$(hexn 01 32)" "$@"
+		--sim-launch-id "$(hexn 01 32)" "$@" 2>>"$T/bind.log"
 }
 verify() { "$B/vtpmctl" verify-evidence --trust-test-ark "$@" >/dev/null; }
 spki_sha256() { openssl pkey -pubin -in "$1" -outform der | sha256sum | cut -d' ' -f1; }
