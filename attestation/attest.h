@@ -412,4 +412,47 @@ void attest_hex_encode(const uint8_t *in, size_t len, char *out /* 2*len+1 */);
 /* "VCEK", "VLEK", "PCK" or "none". */
 const char *attest_signer_name(int signer);
 
+/* ---- EK binding (docs/ENDORSEMENT.md section 4; ekbind.c) ------------- */
+
+#define ATTEST_EK_SPKI_MAX	600		/* DER SubjectPublicKeyInfo, RSA up to 4096 */
+#define ATTEST_EK_FILE_MAX	(256 * 1024)	/* an EKPUB file */
+
+/* A vTPM's EK public keys as DER SubjectPublicKeyInfo; length 0 = absent. */
+struct attest_ek_keys {
+	uint8_t	ek_rsa[ATTEST_EK_SPKI_MAX];
+	size_t	ek_rsa_len;
+	uint8_t	ek_ecc[ATTEST_EK_SPKI_MAX];
+	size_t	ek_ecc_len;
+};
+
+/*
+ * An EK's TPMT_PUBLIC (untrusted: as a TPM returned it) of the default
+ * templates' shape, RSA-2048 (want_ecc 0) or ECC NIST P-256 (1), as DER
+ * SubjectPublicKeyInfo into der[0..cap). Returns 0 and *dlen;
+ * VTPM_E_FORMAT (malformed, or another type or size); VTPM_E_TOOBIG;
+ * VTPM_E_CRYPTO.
+ */
+int attest_ek_spki_from_tpmt(const uint8_t *tpmt, size_t len, int want_ecc,
+    uint8_t *der, size_t cap, size_t *dlen) VTPM_WUR;
+
+/*
+ * Adds the keys of an EKPUB file (untrusted) to k: PEM blocks PUBLIC KEY
+ * (tpm2_createek -f pem) or CERTIFICATE, or DER certificates or public keys
+ * back to back (tpm2_getekcertificate, tpm2_nvread). RSA keys fill
+ * ek_rsa, EC keys ek_ecc; the same key twice is accepted, two different
+ * ones of a kind are not. Certificates are not verified here (that is
+ * openssl verify's job against `vtpmctl ca show`). Returns 0;
+ * VTPM_E_FORMAT, VTPM_E_TRAILING, VTPM_E_TOOBIG, VTPM_E_NOMEM with why.
+ */
+int attest_ek_load(const uint8_t *buf, size_t len, struct attest_ek_keys *k,
+    char *why, size_t whylen) VTPM_WUR;
+
+/*
+ * The report data binding a guest's evidence to its vTPM's EKs:
+ * SHA-512("vtpmd-ek-bind-v1" || RSA EK SPKI || ECC EK SPKI), an absent key
+ * contributing nothing.
+ */
+void attest_ek_bind_report_data(const struct attest_ek_keys *k,
+    uint8_t rd[ATTEST_REPORT_DATA_LEN]);
+
 #endif

@@ -10,7 +10,7 @@ ATTEST_PEMS := $(sort $(wildcard attestation/testchain/*.pem attestation/amdroot
 ATTEST_GEN_C := $(BUILD)/gen/attest_embedded.c
 ATTEST_SRCS := attestation/attest.c attestation/x509.c attestation/certcache.c attestation/snp.c \
 	attestation/tdx.c attestation/tdx_collateral.c attestation/policy.c \
-	attestation/provider.c attestation/sim.c $(ATTEST_GEN_C)
+	attestation/provider.c attestation/sim.c attestation/ekbind.c $(ATTEST_GEN_C)
 ATTEST_OBJS := $(ATTEST_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_ATTEST  := $(BUILD)/libattest.a
 # Whoever links $(LIB_ATTEST) also links these.
@@ -27,6 +27,13 @@ $(LIB_ATTEST): $(ATTEST_OBJS)
 # Unit tests: real vectors copied into tests/vectors/ (with their SOURCE.txt).
 TESTS_UNIT += $(BUILD)/tests/test_attest
 $(BUILD)/tests/test_attest: $(BUILD)/obj/tests/unit/attestation/test_attest.o $(LIB_ATTEST) \
+		$(LIB_TRANSPORT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_ATTEST_DEPS)
+
+# Unit test of the EK binding (ekbind.c): vectors in tests/vectors/ekbind.
+TESTS_UNIT += $(BUILD)/tests/test_ekbind
+$(BUILD)/tests/test_ekbind: $(BUILD)/obj/tests/unit/attestation/test_ekbind.o $(LIB_ATTEST) \
 		$(LIB_TRANSPORT)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_ATTEST_DEPS)

@@ -126,4 +126,10 @@ void swtpm_srv_start(const char *path);
 /* Tells the service manager (sd_notify protocol, no libsystemd) READY=1. */
 void guest_notify_ready(void);
 
+/* TDX: this launch's nonce file (docs/ATTESTATION.md). */
+#define GUEST_LAUNCH_FILE	"/run/vtpm-guest-launch-id"
+
+/* `vtpm-guest bind-ek ...` (bind_ek.c): argv[0] is "bind-ek"; returns the exit status. */
+int guest_bind_ek(int argc, char **argv);
+
 #endif

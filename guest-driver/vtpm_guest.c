@@ -70,7 +70,8 @@ usage(FILE *f)
 "                  [--attestation auto|snp|tdx|sim] [--attestation-trust-test-ark]\n"
 "                  [--attestation-cache-dir DIR] [--vtpmd-measurement HEX48 ...]\n"
 "                  [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
-"                  [--command-timeout MS] [--allow-remote] [--no-retry] [-v]\n");
+"                  [--command-timeout MS] [--allow-remote] [--no-retry] [-v]\n"
+"       vtpm-guest bind-ek --out FILE ...   (vtpm-guest bind-ek --help)\n");
 }
 
 /* ---------- deadlines ---------- */
@@ -523,7 +524,6 @@ guest_serve(void)
 }
 
 /* --attestation: this guest's provider, and what it accepts from vtpmd. */
-#define GUEST_LAUNCH_FILE	"/run/vtpm-guest-launch-id"	/* TDX: see docs/ATTESTATION.md */
 static int attest_trust_test_ark;		/* --attestation-trust-test-ark */
 static const char *attest_cache_dir;		/* --attestation-cache-dir */
 
@@ -592,6 +592,8 @@ main(int argc, char **argv)
 	const char *swtpm_path = NULL;
 	int ch, have_launch = 0, npin = 0, rc, proxy = 0, allow_remote = 0;
 
+	if (argc > 1 && strcmp(argv[1], "bind-ek") == 0)
+		return guest_bind_ek(argc - 1, argv + 1);
 	log_init("vtpm-guest", LOG_LVL_INFO);
 	G.cmd_timeout_ms = 120000;
 	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {

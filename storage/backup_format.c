@@ -145,19 +145,24 @@ bkf_entry_encode(const struct bkf_entry *e, uint32_t index, uint8_t out[BKF_ENTR
 	bkf_entry_sum(out, index, out + BKF_ENTRY_SUM_OFF);
 }
 
-/* Section pieces: "VINS" u16 R | rec | u32 P | perm | u32 V | vol. */
+/*
+ * Section pieces: "VINS" u16 R | rec | u32 P | perm | u32 V | vol, then,
+ * only when the instance has one, u32 E | its endorsement blob.
+ */
 static int
-bkf_section_pieces(size_t rec_len, size_t perm_len, size_t vol_len, uint8_t head[6],
-    uint8_t plen[4], uint8_t vlen[4], uint32_t *total)
+bkf_section_pieces(size_t rec_len, size_t perm_len, size_t vol_len, size_t endo_len,
+    uint8_t head[6], uint8_t plen[4], uint8_t vlen[4], uint8_t elen[4], uint32_t *total)
 {
 	if (rec_len == 0 || rec_len > STORE_INST_RECORD_MAX || perm_len > STORE_BLOB_MAX ||
-	    vol_len > STORE_BLOB_MAX)
+	    vol_len > STORE_BLOB_MAX || endo_len > STORE_BLOB_MAX)
 		return VTPM_E_TOOBIG;
 	memcpy(head, BKF_SECTION_MAGIC, 4);
 	be16_enc(head + 4, (uint16_t)rec_len);
 	be32_enc(plen, (uint32_t)perm_len);
 	be32_enc(vlen, (uint32_t)vol_len);
-	*total = (uint32_t)(BKF_SECTION_FIXED + rec_len + perm_len + vol_len);
+	be32_enc(elen, (uint32_t)endo_len);
+	*total = (uint32_t)(BKF_SECTION_FIXED + rec_len + perm_len + vol_len +
+	    (endo_len > 0 ? 4 + endo_len : 0));
 	return 0;
 }
 
@@ -166,14 +171,25 @@ bkf_section_measure(const uint8_t *rec, size_t rec_len, const uint8_t *perm,
     size_t perm_len, const uint8_t *vol, size_t vol_len, uint32_t *length,
     uint8_t sum[BKF_SUM_LEN])
 {
+	return bkf_section_measure_endo(rec, rec_len, perm, perm_len, vol, vol_len, NULL, 0,
+	    length, sum);
+}
+
+int
+bkf_section_measure_endo(const uint8_t *rec, size_t rec_len, const uint8_t *perm,
+    size_t perm_len, const uint8_t *vol, size_t vol_len, const uint8_t *endo,
+    size_t endo_len, uint32_t *length, uint8_t sum[BKF_SUM_LEN])
+{
 	crypto_generichash_state st;
-	uint8_t head[6], pl[4], vl[4];
+	uint8_t head[6], pl[4], vl[4], el[4];
 	int rc;
 
 	if (rec == NULL || length == NULL || sum == NULL ||
-	    (perm == NULL && perm_len > 0) || (vol == NULL && vol_len > 0))
+	    (perm == NULL && perm_len > 0) || (vol == NULL && vol_len > 0) ||
+	    (endo == NULL && endo_len > 0))
 		return VTPM_E_INVAL;
-	if ((rc = bkf_section_pieces(rec_len, perm_len, vol_len, head, pl, vl, length)) != 0)
+	if ((rc = bkf_section_pieces(rec_len, perm_len, vol_len, endo_len, head, pl, vl, el,
+	    length)) != 0)
 		return rc;
 	crypto_generichash_init(&st, NULL, 0, BKF_SUM_LEN);
 	crypto_generichash_update(&st, head, sizeof(head));
@@ -184,6 +200,10 @@ bkf_section_measure(const uint8_t *rec, size_t rec_len, const uint8_t *perm,
 	crypto_generichash_update(&st, vl, sizeof(vl));
 	if (vol_len > 0)
 		crypto_generichash_update(&st, vol, vol_len);
+	if (endo_len > 0) {
+		crypto_generichash_update(&st, el, sizeof(el));
+		crypto_generichash_update(&st, endo, endo_len);
+	}
 	crypto_generichash_final(&st, sum, BKF_SUM_LEN);
 	return 0;
 }
@@ -276,16 +296,25 @@ int
 bkf_write_section(struct bkf_writer *w, const uint8_t *rec, size_t rec_len,
     const uint8_t *perm, size_t perm_len, const uint8_t *vol, size_t vol_len)
 {
-	uint8_t head[6], pl[4], vl[4];
+	return bkf_write_section_endo(w, rec, rec_len, perm, perm_len, vol, vol_len, NULL, 0);
+}
+
+int
+bkf_write_section_endo(struct bkf_writer *w, const uint8_t *rec, size_t rec_len,
+    const uint8_t *perm, size_t perm_len, const uint8_t *vol, size_t vol_len,
+    const uint8_t *endo, size_t endo_len)
+{
+	uint8_t head[6], pl[4], vl[4], el[4];
 	uint32_t total;
 	int rc;
 
 	if (w == NULL || rec == NULL || (perm == NULL && perm_len > 0) ||
-	    (vol == NULL && vol_len > 0))
+	    (vol == NULL && vol_len > 0) || (endo == NULL && endo_len > 0))
 		return VTPM_E_INVAL;
 	if (w->bw_err != 0)
 		return w->bw_err;
-	if ((rc = bkf_section_pieces(rec_len, perm_len, vol_len, head, pl, vl, &total)) != 0)
+	if ((rc = bkf_section_pieces(rec_len, perm_len, vol_len, endo_len, head, pl, vl, el,
+	    &total)) != 0)
 		return w->bw_err = rc;
 	if ((rc = bkf_emit(w, head, sizeof(head), 1)) != 0 ||
 	    (rc = bkf_emit(w, rec, rec_len, 1)) != 0 ||
@@ -293,6 +322,9 @@ bkf_write_section(struct bkf_writer *w, const uint8_t *rec, size_t rec_len,
 	    (rc = bkf_emit(w, perm, perm_len, 1)) != 0 ||
 	    (rc = bkf_emit(w, vl, sizeof(vl), 1)) != 0 ||
 	    (rc = bkf_emit(w, vol, vol_len, 1)) != 0)
+		return rc;
+	if (endo_len > 0 && ((rc = bkf_emit(w, el, sizeof(el), 1)) != 0 ||
+	    (rc = bkf_emit(w, endo, endo_len, 1)) != 0))
 		return rc;
 	return 0;
 }
@@ -474,7 +506,8 @@ bkf_blob_check(const uint8_t *blob, size_t n, uint8_t type, uint64_t gen, char *
     size_t whylen)
 {
 	struct seal_blob_info info;
-	const char *what = type == SEAL_BLOB_PERMANENT ? "permanent" : "volatile";
+	const char *what = type == SEAL_BLOB_PERMANENT ? "permanent" :
+	    type == SEAL_BLOB_VOLATILE ? "volatile" : "endorsement";
 
 	if (gen == 0 && n == 0)
 		return 0;
@@ -500,7 +533,7 @@ bkf_section_parse(const uint8_t *buf, size_t len, const struct bkf_head *head,
 	const uint8_t *magic;
 	struct cursor c;
 	uint16_t rlen;
-	uint32_t plen, vlen;
+	uint32_t plen, vlen, elen = 0;
 	int rc;
 
 	if (sec == NULL)
@@ -525,6 +558,8 @@ bkf_section_parse(const uint8_t *buf, size_t len, const struct bkf_head *head,
 	    cur_get_ref(&c, &sec->perm, plen) != 0 ||
 	    cur_get_u32(&c, &vlen) != 0 || vlen > STORE_BLOB_MAX ||
 	    cur_get_ref(&c, &sec->vol, vlen) != 0 ||
+	    (cur_left(&c) > 0 && (cur_get_u32(&c, &elen) != 0 || elen == 0 ||
+	    elen > STORE_BLOB_MAX || cur_get_ref(&c, &sec->endo, elen) != 0)) ||
 	    cur_end(&c) != 0) {
 		bkf_why(why, whylen, "instance data is malformed");
 		goto fail;
@@ -532,6 +567,7 @@ bkf_section_parse(const uint8_t *buf, size_t len, const struct bkf_head *head,
 	sec->rec_len = rlen;
 	sec->perm_len = plen;
 	sec->vol_len = vlen;
+	sec->endo_len = elen;
 	if (plen == 0)
 		sec->perm = NULL;
 	if (vlen == 0)
@@ -560,7 +596,9 @@ bkf_section_parse(const uint8_t *buf, size_t len, const struct bkf_head *head,
 	if ((rc = bkf_blob_check(sec->perm, plen, SEAL_BLOB_PERMANENT, e->perm_gen, why,
 	    whylen)) != 0 ||
 	    (rc = bkf_blob_check(sec->vol, vlen, SEAL_BLOB_VOLATILE, e->vol_gen, why,
-	    whylen)) != 0)
+	    whylen)) != 0 ||
+	    (elen > 0 && (rc = bkf_blob_check(sec->endo, elen, SEAL_BLOB_ENDORSEMENT,
+	    SEAL_ENDORSEMENT_GEN, why, whylen)) != 0))
 		goto fail;
 	return 0;
 

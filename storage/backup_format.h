@@ -90,6 +90,8 @@ struct bkf_section {
 	size_t			 perm_len;
 	const uint8_t		*vol;		/* sealed volatile blob, NULL if none */
 	size_t			 vol_len;
+	const uint8_t		*endo;		/* sealed endorsement blob, NULL if none */
+	size_t			 endo_len;
 };
 
 /* ---- sizes ------------------------------------------------------------ */
@@ -149,6 +151,10 @@ int bkf_write_entry(struct bkf_writer *w, uint32_t index, const struct bkf_entry
  */
 int bkf_write_section(struct bkf_writer *w, const uint8_t *rec, size_t rec_len,
     const uint8_t *perm, size_t perm_len, const uint8_t *vol, size_t vol_len) VTPM_WUR;
+/* The same with the instance's sealed endorsement blob (NULL, 0: none). */
+int bkf_write_section_endo(struct bkf_writer *w, const uint8_t *rec, size_t rec_len,
+    const uint8_t *perm, size_t perm_len, const uint8_t *vol, size_t vol_len,
+    const uint8_t *endo, size_t endo_len) VTPM_WUR;
 
 /* Writes the trailer; the file is complete. */
 int bkf_write_trailer(struct bkf_writer *w) VTPM_WUR;
@@ -160,6 +166,9 @@ int bkf_write_trailer(struct bkf_writer *w) VTPM_WUR;
 int bkf_section_measure(const uint8_t *rec, size_t rec_len, const uint8_t *perm,
     size_t perm_len, const uint8_t *vol, size_t vol_len, uint32_t *length,
     uint8_t sum[BKF_SUM_LEN]) VTPM_WUR;
+int bkf_section_measure_endo(const uint8_t *rec, size_t rec_len, const uint8_t *perm,
+    size_t perm_len, const uint8_t *vol, size_t vol_len, const uint8_t *endo,
+    size_t endo_len, uint32_t *length, uint8_t sum[BKF_SUM_LEN]) VTPM_WUR;
 
 /* ---- parsing (untrusted bytes) ---------------------------------------- */
 

@@ -98,7 +98,8 @@ seal_blob_size(size_t plain_len)
 static int
 seal_type_valid(uint8_t type)
 {
-	return type == SEAL_BLOB_PERMANENT || type == SEAL_BLOB_VOLATILE;
+	return type == SEAL_BLOB_PERMANENT || type == SEAL_BLOB_VOLATILE ||
+	    type == SEAL_BLOB_ENDORSEMENT;
 }
 
 /* ad = hdr[0..hdrlen) || uuid || label; returns its length. */

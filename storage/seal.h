@@ -6,8 +6,8 @@
  *   root key (KEK)   from a key provider (keyprov.h); opens the store.
  *   data key (DEK)   one per instance, random; kept in the instance record
  *                    only as a wrapped DEK ("VTK1", sealed by the KEK).
- *   sealed blob      ("VTB1") one TPM state blob of one instance, sealed by
- *                    that instance's DEK.
+ *   sealed blob      ("VTB1") one TPM state blob of one instance, or its
+ *                    endorsement record, sealed by that instance's DEK.
  *   key-check value  ("VKC1") in the store's meta record; tells a wrong root
  *                    key apart before anything is written.
  *
@@ -79,7 +79,11 @@
 enum seal_blob_type {
 	SEAL_BLOB_PERMANENT = 1,	/* libtpms permanent state (NVChip) */
 	SEAL_BLOB_VOLATILE  = 2,	/* libtpms volatile state of one launch */
+	SEAL_BLOB_ENDORSEMENT = 3,	/* EK publics and certificates (docs/ENDORSEMENT.md) */
 };
+
+/* An endorsement blob is written once, at manufacture: always this generation. */
+#define SEAL_ENDORSEMENT_GEN	1
 
 /*
  * A root key (KEK). Always lives in sodium_malloc() memory: get one from

@@ -34,7 +34,8 @@ store_backend_name(const struct store *s)
 static int
 store_type_valid(uint8_t type)
 {
-	return type == SEAL_BLOB_PERMANENT || type == SEAL_BLOB_VOLATILE;
+	return type == SEAL_BLOB_PERMANENT || type == SEAL_BLOB_VOLATILE ||
+	    type == SEAL_BLOB_ENDORSEMENT;
 }
 
 int

@@ -6,6 +6,7 @@
  *   inst   instance name -> instance record (store_inst_encode() format)
  *   ident  SHA-256(measurement || host_data) -> instance name
  *   blob   uuid(16) || type(1) -> sealed blob (seal.h "VTB1"), stored as given
+ *          (type 3 also under "EKCA" 0000 kid: the EK CA key, wrapped, endorse.c)
  *   audit  u64 sequence -> audit record (store_audit_encode() format)
  *   xfer   kind(1) || id(16) -> export/import bookkeeping (see below)
  * Nothing in the store is secret in clear: records carry the data key only
@@ -380,6 +381,8 @@ struct store_inst_view {
 	size_t			 perm_len;
 	const uint8_t		*vol;		/* sealed volatile blob, NULL if none stored */
 	size_t			 vol_len;
+	const uint8_t		*endo;		/* sealed endorsement blob, NULL if none stored */
+	size_t			 endo_len;
 };
 
 /*

@@ -2117,7 +2117,7 @@ etcd_batch_commit(struct store *s, const struct store_batch *b)
 struct etcd_snapshot {
 	struct store_snapshot	 base;	/* first */
 	int64_t			 rev;
-	struct etcd_range	 rec, perm, vol;	/* what the last next() returned */
+	struct etcd_range	 rec, perm, vol, endo;	/* what the last next() returned */
 };
 
 static int
@@ -2150,6 +2150,7 @@ etcd_snapshot_release(struct etcd_snapshot *sn)
 	etcd_range_free(&sn->rec);
 	etcd_range_free(&sn->perm);
 	etcd_range_free(&sn->vol);
+	etcd_range_free(&sn->endo);
 }
 
 static void
@@ -2252,6 +2253,14 @@ etcd_snapshot_next(struct store_snapshot *snap, const char *after,
 			out->vol = sn->vol.kvs[0].val;
 			out->vol_len = sn->vol.kvs[0].vlen;
 		}
+	}
+	/* the endorsement record (EK publics, certificates) has no generation field */
+	etcd_key_blob(key, out->rec.uuid, SEAL_BLOB_ENDORSEMENT);
+	if ((rc = etcd_get(st, &st->http_main, key, sn->rev, &sn->endo)) != 0)
+		goto out;
+	if (sn->endo.n == 1) {
+		out->endo = sn->endo.kvs[0].val;
+		out->endo_len = sn->endo.kvs[0].vlen;
 	}
 out:
 	pthread_mutex_unlock(&st->mu);

@@ -1035,7 +1035,8 @@ lmdb_snapshot_next(struct store_snapshot *snap, const char *after,
 	if (out->rec.vol_gen != 0 && (rc = lmdb_blob_ref(st, sn->txn, out->rec.uuid,
 	    SEAL_BLOB_VOLATILE, &out->vol, &out->vol_len)) != 0)
 		return rc;
-	return 0;
+	return lmdb_blob_ref(st, sn->txn, out->rec.uuid, SEAL_BLOB_ENDORSEMENT, &out->endo,
+	    &out->endo_len);
 }
 
 static int

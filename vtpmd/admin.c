@@ -172,6 +172,8 @@ admin_handle(json_object *req, int fd)
 				return error_reply(why);
 			}
 			json_object_object_add(reply, "instance", inst_json(&rec));
+			json_object_object_add(json_object_object_get(reply, "instance"),
+			    "endorsement", endorse_show_json(&rec));
 		} else if (inst_delete(name, why, sizeof(why)) != 0) {
 			json_object_put(reply);
 			return error_reply(why);

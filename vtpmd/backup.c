@@ -430,8 +430,14 @@ job_check_instance(struct job *j, uint32_t i)
 	    STORE_BLOB_MAX, &plen)) != 0)
 		job_problem(j, e->name, "its volatile state does not open: %s",
 		    vtpm_strerror(rc));
+	else if (sec.endo != NULL && (rc = unseal_blob(j->dek, sec.rec.uuid,
+	    SEAL_BLOB_ENDORSEMENT, SEAL_ENDORSEMENT_GEN, sec.endo, sec.endo_len, j->plain,
+	    STORE_BLOB_MAX, &plen)) != 0)
+		job_problem(j, e->name, "its endorsement record does not open: %s",
+		    vtpm_strerror(rc));
 	sodium_memzero(j->dek, SEAL_KEY_LEN);
-	sodium_memzero(j->plain, sec.perm_len > sec.vol_len ? sec.perm_len : sec.vol_len);
+	plen = sec.perm_len > sec.vol_len ? sec.perm_len : sec.vol_len;
+	sodium_memzero(j->plain, plen > sec.endo_len ? plen : sec.endo_len);
 	if (rc != 0)
 		e->name[0] = '\0';
 }
@@ -644,8 +650,8 @@ backup_scan(struct job *j, const struct timespec *start)
 		e->vol_gen = v.rec.vol_gen;
 		e->flags = v.rec.flags;
 		memcpy(e->kid, kid, SEAL_KID_LEN);
-		if ((rc = bkf_section_measure(v.rec_bytes, v.rec_len, v.perm, v.perm_len, v.vol,
-		    v.vol_len, &e->length, e->sum)) != 0) {
+		if ((rc = bkf_section_measure_endo(v.rec_bytes, v.rec_len, v.perm, v.perm_len,
+		    v.vol, v.vol_len, v.endo, v.endo_len, &e->length, e->sum)) != 0) {
 			job_fail(j, rc, "instance %s: cannot measure its data", v.rec.name);
 			return;
 		}
@@ -707,8 +713,8 @@ backup_write(struct job *j, const struct timespec *start)
 			    v.rec.name);
 			return;
 		}
-		if ((rc = bkf_write_section(&j->w, v.rec_bytes, v.rec_len, v.perm, v.perm_len,
-		    v.vol, v.vol_len)) != 0) {
+		if ((rc = bkf_write_section_endo(&j->w, v.rec_bytes, v.rec_len, v.perm,
+		    v.perm_len, v.vol, v.vol_len, v.endo, v.endo_len)) != 0) {
 			job_fail(j, rc, "writing the backup: %s", rc == VTPM_E_STORE_FULL ?
 			    "no space left on the target file system" : vtpm_strerror(rc));
 			return;
@@ -902,6 +908,11 @@ restore_queue(struct store_batch *b, const struct bkf_section *sec, int del_firs
 	rc = sec->perm != NULL ?
 	    store_batch_put_blob(b, sec->rec.uuid, SEAL_BLOB_PERMANENT, sec->perm, sec->perm_len) :
 	    store_batch_del_blob(b, sec->rec.uuid, SEAL_BLOB_PERMANENT);
+	if (rc != 0)
+		return rc;
+	rc = sec->endo != NULL ? store_batch_put_blob(b, sec->rec.uuid, SEAL_BLOB_ENDORSEMENT,
+	    sec->endo, sec->endo_len) :
+	    store_batch_del_blob(b, sec->rec.uuid, SEAL_BLOB_ENDORSEMENT);
 	if (rc != 0)
 		return rc;
 	return sec->vol != NULL ?

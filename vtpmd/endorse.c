@@ -4,6 +4,8 @@
  * public areas a worker sends: they are parsed with the cursor and must be
  * exactly the default EK templates' shape.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -52,40 +54,151 @@ ekca_reset(void)
 	ca_cert = NULL;
 }
 
-/* The CA's P-256 private scalar: HMAC-SHA256(root key, label || counter) in [1, n). */
-static EVP_PKEY *
-ca_derive_key(void)
+/*
+ * The CA key's home in the store: its P-256 scalar wrapped ("VTK1",
+ * seal_dek_wrap()) by one root key, under the blob key (uuid "EKCA" 0 0 0 0
+ * || that key's kid, SEAL_BLOB_ENDORSEMENT). A rotation wraps it for the new
+ * root key before the store switches (ekca_carry()), so the CA outlives
+ * rotations. No instance uuid can collide in practice (random 128 bits).
+ */
+static void
+ca_slot(const struct seal_kek *kek, uint8_t uuid[SEAL_UUID_LEN])
+{
+	memset(uuid, 0, SEAL_UUID_LEN);
+	memcpy(uuid, "EKCA", 4);
+	memcpy(uuid + 8, kek->kid, SEAL_KID_LEN);
+}
+
+/* The first P-256 scalar of HMAC-SHA256(root key, "vtpmd-ek-ca-v1" || counter) in [1, n). */
+static int
+ca_first_scalar(const struct seal_kek *kek, uint8_t d[32])
 {
 	static const char label[] = "vtpmd-ek-ca-v1";
-	uint8_t msg[sizeof(label)], d[32], pub[65];
-	EC_GROUP *grp = NULL;
-	EC_POINT *pt = NULL;
+	uint8_t msg[sizeof(label)];
 	BIGNUM *bn = NULL, *order = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *key = NULL;
-	uint8_t ctr;
+	EC_GROUP *grp;
+	int ctr, rc = VTPM_E_CRYPTO;
 
-	if (V->kek == NULL)
-		return NULL;
 	grp = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 	order = BN_new();
 	if (grp == NULL || order == NULL || !EC_GROUP_get_order(grp, order, NULL))
 		goto out;
 	memcpy(msg, label, sizeof(label) - 1);
-	for (ctr = 0; ; ctr++) {
-		msg[sizeof(label) - 1] = ctr;
-		crypto_auth_hmacsha256(d, msg, sizeof(msg), V->kek->key);
+	for (ctr = 0; ctr < 256; ctr++) {
+		msg[sizeof(label) - 1] = (uint8_t)ctr;
+		crypto_auth_hmacsha256(d, msg, sizeof(msg), kek->key);
 		BN_clear_free(bn);
-		if ((bn = BN_bin2bn(d, sizeof(d), NULL)) == NULL)
+		if ((bn = BN_bin2bn(d, 32, NULL)) == NULL)
 			goto out;
-		if (!BN_is_zero(bn) && BN_cmp(bn, order) < 0)
+		if (!BN_is_zero(bn) && BN_cmp(bn, order) < 0) {
+			rc = 0;
 			break;
-		if (ctr == 255)
-			goto out;
+		}
 	}
-	if ((pt = EC_POINT_new(grp)) == NULL ||
+out:
+	if (rc != 0)
+		sodium_memzero(d, 32);
+	BN_clear_free(bn);
+	BN_free(order);
+	EC_GROUP_free(grp);
+	return rc;
+}
+
+static int
+ca_slot_put(const struct seal_kek *kek, const uint8_t d[32])
+{
+	uint8_t uuid[SEAL_UUID_LEN], w[SEAL_WRAPPED_DEK_LEN];
+	struct store_batch *b;
+	int rc;
+
+	ca_slot(kek, uuid);
+	if ((rc = seal_dek_wrap(kek, uuid, d, w)) != 0)
+		return rc;
+	if ((b = store_batch_new()) == NULL)
+		fatalx("out of memory");
+	if ((rc = store_batch_put_blob(b, uuid, SEAL_BLOB_ENDORSEMENT, w, sizeof(w))) == 0)
+		rc = store_batch_commit(V->store, b);
+	store_batch_free(b);
+	return rc;
+}
+
+/*
+ * The CA scalar under kek: from its slot, or, for a store that has none
+ * yet, derived from kek and stored (so a store keeps the CA it had before
+ * the slot existed, until its first rotation, and from then on).
+ */
+static int
+ca_scalar(const struct seal_kek *kek, uint8_t d[32])
+{
+	uint8_t uuid[SEAL_UUID_LEN], w[SEAL_WRAPPED_DEK_LEN + 1];
+	size_t n;
+	int rc;
+
+	ca_slot(kek, uuid);
+	rc = store_blob_get(V->store, uuid, SEAL_BLOB_ENDORSEMENT, w, sizeof(w), &n);
+	if (rc == 0) {
+		if (n != SEAL_WRAPPED_DEK_LEN)
+			return VTPM_E_FORMAT;
+		return seal_dek_unwrap(kek, uuid, w, d);
+	}
+	if (rc != VTPM_E_NOTFOUND)
+		return rc == VTPM_E_TOOBIG ? VTPM_E_FORMAT : rc;
+	if ((rc = ca_first_scalar(kek, d)) != 0)
+		return rc;
+	if ((rc = ca_slot_put(kek, d)) != 0) {
+		sodium_memzero(d, 32);
+		return rc;
+	}
+	log_info("EK CA: key derived from root key version %u and kept in the store",
+	    kek->version);
+	return 0;
+}
+
+int
+ekca_carry(const struct seal_kek *new_kek)
+{
+	uint8_t *d;
+	int rc;
+
+	if (V->kek == NULL)
+		return VTPM_E_AGAIN;
+	if ((d = sodium_malloc(32)) == NULL)
+		fatalx("out of memory");
+	if ((rc = ca_scalar(V->kek, d)) == 0)
+		rc = ca_slot_put(new_kek, d);
+	sodium_memzero(d, 32);
+	sodium_free(d);
+	if (rc != 0)
+		log_warnx("EK CA: could not wrap the CA key for root key version %u: %s",
+		    new_kek->version, vtpm_strerror(rc));
+	return rc;
+}
+
+/* The CA key pair from its scalar (ca_scalar()). */
+static EVP_PKEY *
+ca_derive_key(void)
+{
+	uint8_t *d = NULL, pub[65];
+	EC_GROUP *grp = NULL;
+	EC_POINT *pt = NULL;
+	BIGNUM *bn = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *key = NULL;
+	int rc;
+
+	if (V->kek == NULL)
+		return NULL;
+	if ((d = sodium_malloc(32)) == NULL)
+		fatalx("out of memory");
+	if ((rc = ca_scalar(V->kek, d)) != 0) {
+		log_warnx("EK CA: no key: %s", vtpm_strerror(rc));
+		goto out;
+	}
+	grp = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	if (grp == NULL || (bn = BN_bin2bn(d, 32, NULL)) == NULL ||
+	    (pt = EC_POINT_new(grp)) == NULL ||
 	    !EC_POINT_mul(grp, pt, bn, NULL, NULL, NULL) ||
 	    EC_POINT_point2oct(grp, pt, POINT_CONVERSION_UNCOMPRESSED, pub, sizeof(pub),
 	    NULL) != sizeof(pub))
@@ -100,14 +213,14 @@ ca_derive_key(void)
 	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_KEYPAIR, params) <= 0)
 		key = NULL;
 out:
-	sodium_memzero(d, sizeof(d));
+	sodium_memzero(d, 32);
+	sodium_free(d);
 	OSSL_PARAM_free(params);	/* holds a copy of the scalar */
 	OSSL_PARAM_BLD_free(bld);
 	EVP_PKEY_CTX_free(ctx);
 	EC_POINT_free(pt);
 	EC_GROUP_free(grp);
 	BN_clear_free(bn);
-	BN_free(order);
 	return key;
 }
 
@@ -228,85 +341,17 @@ ekca_report_data(uint8_t rd[ATTEST_REPORT_DATA_LEN])
 
 /* ---------- EK public areas (TPMT_PUBLIC) ---------- */
 
-static int
-skip_sym_and_scheme(struct cursor *c)
-{
-	uint16_t alg, v;
-
-	if (cur_get_u16(c, &alg) != 0)
-		return -1;
-	if (alg != 0x0010 && (cur_get_u16(c, &v) != 0 || cur_get_u16(c, &v) != 0))
-		return -1;
-	if (cur_get_u16(c, &alg) != 0)
-		return -1;
-	if (alg != 0x0010 && cur_get_u16(c, &v) != 0)
-		return -1;
-	return 0;
-}
-
 /* Turns an EK's TPMT_PUBLIC into an OpenSSL public key; NULL if malformed. */
 static EVP_PKEY *
 ek_pubkey(const uint8_t *p, size_t len, int want_ecc)
 {
-	struct cursor c;
-	uint16_t type, nalg, plen, bits, curve, kdf, n, xl, yl;
-	uint32_t attrs, exp;
-	const uint8_t *mod, *xp, *yp;
-	uint8_t pt[65];
-	BIGNUM *bn_n = NULL, *bn_e = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *key = NULL;
+	uint8_t der[ATTEST_EK_SPKI_MAX];
+	const uint8_t *d = der;
+	size_t dlen;
 
-	cur_init(&c, p, len);
-	if (cur_get_u16(&c, &type) != 0 || cur_get_u16(&c, &nalg) != 0 ||
-	    cur_get_u32(&c, &attrs) != 0 || cur_get_u16(&c, &plen) != 0 ||
-	    cur_skip(&c, plen) != 0 || skip_sym_and_scheme(&c) != 0)
+	if (attest_ek_spki_from_tpmt(p, len, want_ecc, der, sizeof(der), &dlen) != 0)
 		return NULL;
-	if ((bld = OSSL_PARAM_BLD_new()) == NULL)
-		return NULL;
-	if (!want_ecc && type == 0x0001) {
-		if (cur_get_u16(&c, &bits) != 0 || cur_get_u32(&c, &exp) != 0 ||
-		    cur_get_u16(&c, &n) != 0 || n != 256 || bits != 2048 ||
-		    cur_get_ref(&c, &mod, n) != 0 || cur_end(&c) != 0)
-			goto out;
-		bn_n = BN_bin2bn(mod, n, NULL);
-		bn_e = BN_new();
-		if (bn_n == NULL || bn_e == NULL || !BN_set_word(bn_e, exp ? exp : 65537) ||
-		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) ||
-		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) ||
-		    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL)
-			goto out;
-	} else if (want_ecc && type == 0x0023) {
-		if (cur_get_u16(&c, &curve) != 0 || cur_get_u16(&c, &kdf) != 0 ||
-		    curve != 0x0003 || (kdf != 0x0010 && cur_skip(&c, 2) != 0) ||
-		    cur_get_u16(&c, &xl) != 0 || xl != 32 || cur_get_ref(&c, &xp, xl) != 0 ||
-		    cur_get_u16(&c, &yl) != 0 || yl != 32 || cur_get_ref(&c, &yp, yl) != 0 ||
-		    cur_end(&c) != 0)
-			goto out;
-		pt[0] = 0x04;
-		memcpy(pt + 1, xp, 32);
-		memcpy(pt + 33, yp, 32);
-		if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-		    "prime256v1", 0) ||
-		    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)) ||
-		    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL)
-			goto out;
-	} else {
-		goto out;
-	}
-	if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
-	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		key = NULL;
-out:
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
-	EVP_PKEY_CTX_free(ctx);
-	BN_free(bn_n);
-	BN_free(bn_e);
-	return key;
+	return d2i_PUBKEY(NULL, &d, (long)dlen);
 }
 
 /* TPMSpecification ::= SEQUENCE { family UTF8String "2.0", level 0, revision 164 } in subjectDirectoryAttributes. */
@@ -389,7 +434,7 @@ out:
 
 int
 ekcert_issue(const char *instance, const uint8_t *body, size_t len, uint8_t *out,
-    size_t cap, size_t *outlen)
+    size_t cap, size_t *outlen, struct attest_ek_keys *keys)
 {
 	const uint8_t *rsa, *ecc;
 	struct cursor c;
@@ -405,6 +450,14 @@ ekcert_issue(const char *instance, const uint8_t *body, size_t len, uint8_t *out
 	    cur_get_u16(&c, &el) != 0 || el > IPC_EK_PUB_MAX || cur_get_ref(&c, &ecc, el) != 0 ||
 	    cur_end(&c) != 0)
 		return VTPM_E_FORMAT;
+	memset(keys, 0, sizeof(*keys));
+	if (attest_ek_spki_from_tpmt(rsa, rl, 0, keys->ek_rsa, sizeof(keys->ek_rsa),
+	    &keys->ek_rsa_len) != 0 ||
+	    attest_ek_spki_from_tpmt(ecc, el, 1, keys->ek_ecc, sizeof(keys->ek_ecc),
+	    &keys->ek_ecc_len) != 0) {
+		memset(keys, 0, sizeof(*keys));
+		return VTPM_E_FORMAT;
+	}
 	if ((rk = ek_pubkey(rsa, rl, 0)) == NULL || (ek = ek_pubkey(ecc, el, 1)) == NULL) {
 		EVP_PKEY_free(rk);
 		return VTPM_E_FORMAT;
@@ -430,4 +483,158 @@ out:
 	EVP_PKEY_free(rk);
 	EVP_PKEY_free(ek);
 	return rc;
+}
+
+/* ---------- the endorsement record (sealed blob type 3) ---------- */
+
+int
+endorse_record_store(const struct store_instance *rec, const uint8_t *dek,
+    const struct attest_ek_keys *keys, const uint8_t *certs, size_t clen)
+{
+	uint8_t plain[ENDORSE_PLAIN_MAX], sealed[ENDORSE_SEALED_MAX];
+	struct store_batch *b;
+	struct wbuf w;
+	size_t plen, slen;
+	int rc;
+
+	wbuf_init(&w, plain, sizeof(plain));
+	wbuf_put_bytes(&w, "VEK1", 4);
+	wbuf_put_u16(&w, (uint16_t)keys->ek_rsa_len);
+	wbuf_put_bytes(&w, keys->ek_rsa, keys->ek_rsa_len);
+	wbuf_put_u16(&w, (uint16_t)keys->ek_ecc_len);
+	wbuf_put_bytes(&w, keys->ek_ecc, keys->ek_ecc_len);
+	wbuf_put_bytes(&w, certs, clen);
+	if ((rc = wbuf_end(&w, &plen)) != 0 ||
+	    (rc = seal_blob(dek, V->kek->kid, rec->uuid, SEAL_BLOB_ENDORSEMENT,
+	    SEAL_ENDORSEMENT_GEN, plain, plen, sealed, sizeof(sealed), &slen)) != 0)
+		goto out;
+	if ((b = store_batch_new()) == NULL)
+		fatalx("out of memory");
+	if ((rc = store_batch_put_blob(b, rec->uuid, SEAL_BLOB_ENDORSEMENT, sealed, slen)) == 0)
+		rc = store_batch_commit(V->store, b);
+	store_batch_free(b);
+out:
+	if (rc != 0)
+		log_warnx("instance %s: endorsement record not stored: %s", rec->name,
+		    vtpm_strerror(rc));
+	return rc;
+}
+
+static json_object *
+endo_hex(const uint8_t *p, size_t n)
+{
+	char s[2 * 64 + 1];
+
+	if (n > 64)
+		return NULL;
+	sodium_bin2hex(s, sizeof(s), p, n);
+	return json_object_new_string(s);
+}
+
+static json_object *
+endo_sha256(const uint8_t *p, size_t n)
+{
+	uint8_t h[32];
+
+	if (n == 0)
+		return NULL;
+	crypto_hash_sha256(h, p, n);
+	return endo_hex(h, sizeof(h));
+}
+
+static json_object *
+endo_pem(const uint8_t *der, size_t n)
+{
+	char b64[1024], pem[1400];
+	size_t i, o;
+
+	if (n == 0 || sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL) > sizeof(b64))
+		return NULL;
+	sodium_bin2base64(b64, sizeof(b64), der, n, sodium_base64_VARIANT_ORIGINAL);
+	o = (size_t)snprintf(pem, sizeof(pem), "-----BEGIN PUBLIC KEY-----\n");
+	for (i = 0; b64[i] != '\0' && o < sizeof(pem); i += 64)
+		o += (size_t)snprintf(pem + o, sizeof(pem) - o, "%.64s\n", b64 + i);
+	if (o < sizeof(pem))
+		snprintf(pem + o, sizeof(pem) - o, "-----END PUBLIC KEY-----\n");
+	return json_object_new_string(pem);
+}
+
+static json_object *
+endo_missing(const char *why)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "recorded", json_object_new_boolean(0));
+	json_object_object_add(o, "why", json_object_new_string(why));
+	return o;
+}
+
+json_object *
+endorse_show_json(const struct store_instance *rec)
+{
+	uint8_t *sealed = NULL, *plain = NULL, *dek = NULL, rd[ATTEST_REPORT_DATA_LEN];
+	const uint8_t *magic, *rsa, *ecc, *rc_der, *ec_der;
+	uint16_t rl, el, rcl, ecl;
+	struct attest_ek_keys *k = NULL;
+	struct cursor c;
+	size_t slen, plen;
+	json_object *o = NULL;
+	char why[160];
+	int rc;
+
+	if (V->kek == NULL)
+		return endo_missing("the root key is not available yet");
+	if ((sealed = malloc(ENDORSE_SEALED_MAX)) == NULL || (plain = malloc(ENDORSE_PLAIN_MAX)) == NULL ||
+	    (k = calloc(1, sizeof(*k))) == NULL || (dek = sodium_malloc(SEAL_KEY_LEN)) == NULL)
+		fatalx("out of memory");
+	rc = store_blob_get(V->store, rec->uuid, SEAL_BLOB_ENDORSEMENT, sealed,
+	    ENDORSE_SEALED_MAX, &slen);
+	if (rc == VTPM_E_NOTFOUND) {
+		o = endo_missing(rec->perm_gen == 0 ? "not manufactured yet (no guest has "
+		    "attached)" : "none recorded: the instance was manufactured by a vtpmd "
+		    "that did not keep endorsement records; read the EKs in the guest "
+		    "(tpm2_createek, tpm2_getekcertificate)");
+		goto out;
+	}
+	if (rc == 0)
+		rc = seal_dek_unwrap(V->kek, rec->uuid, rec->wrapped_dek, dek);
+	if (rc == 0)
+		rc = unseal_blob(dek, rec->uuid, SEAL_BLOB_ENDORSEMENT, SEAL_ENDORSEMENT_GEN,
+		    sealed, slen, plain, ENDORSE_PLAIN_MAX, &plen);
+	if (rc != 0) {
+		snprintf(why, sizeof(why), "the endorsement record does not open: %s",
+		    vtpm_strerror(rc));
+		o = endo_missing(why);
+		goto out;
+	}
+	cur_init(&c, plain, plen);
+	if (cur_get_ref(&c, &magic, 4) != 0 || memcmp(magic, "VEK1", 4) != 0 ||
+	    cur_get_u16(&c, &rl) != 0 || rl > ATTEST_EK_SPKI_MAX || cur_get_ref(&c, &rsa, rl) != 0 ||
+	    cur_get_u16(&c, &el) != 0 || el > ATTEST_EK_SPKI_MAX || cur_get_ref(&c, &ecc, el) != 0 ||
+	    cur_get_u16(&c, &rcl) != 0 || cur_get_ref(&c, &rc_der, rcl) != 0 ||
+	    cur_get_u16(&c, &ecl) != 0 || cur_get_ref(&c, &ec_der, ecl) != 0 ||
+	    cur_end(&c) != 0) {
+		o = endo_missing("the endorsement record is malformed");
+		goto out;
+	}
+	memcpy(k->ek_rsa, rsa, rl);
+	k->ek_rsa_len = rl;
+	memcpy(k->ek_ecc, ecc, el);
+	k->ek_ecc_len = el;
+	attest_ek_bind_report_data(k, rd);
+	o = json_object_new_object();
+	json_object_object_add(o, "recorded", json_object_new_boolean(1));
+	json_object_object_add(o, "ek_rsa_pem", endo_pem(rsa, rl));
+	json_object_object_add(o, "ek_ecc_pem", endo_pem(ecc, el));
+	json_object_object_add(o, "ek_rsa_spki_sha256", endo_sha256(rsa, rl));
+	json_object_object_add(o, "ek_ecc_spki_sha256", endo_sha256(ecc, el));
+	json_object_object_add(o, "ek_rsa_cert_sha256", endo_sha256(rc_der, rcl));
+	json_object_object_add(o, "ek_ecc_cert_sha256", endo_sha256(ec_der, ecl));
+	json_object_object_add(o, "ek_bind_report_data", endo_hex(rd, sizeof(rd)));
+out:
+	sodium_free(dek);
+	free(k);
+	free(plain);
+	free(sealed);
+	return o;
 }

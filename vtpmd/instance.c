@@ -794,14 +794,18 @@ handle_msg(struct inst *in, uint8_t type, const uint8_t *body, size_t len)
 		return handle_store(in, body, len);
 	case IPC_EK_PUBS: {
 		uint8_t certs[4 + 2 * IPC_EK_CERT_MAX], none[4] = { 0, 0, 0, 0 };
+		struct attest_ek_keys keys;
 		size_t clen;
 
-		rc = ekcert_issue(in->rec.name, body, len, certs, sizeof(certs), &clen);
+		rc = ekcert_issue(in->rec.name, body, len, certs, sizeof(certs), &clen, &keys);
 		if (rc == VTPM_E_FORMAT)
 			return rc;
 		if (rc != 0)
 			log_warnx("instance %s: no EK certificates: %s", in->rec.name,
 			    vtpm_strerror(rc));
+		/* for `vtpmctl show`; the TPM works without it */
+		(void)endorse_record_store(&in->rec, in->dek, &keys, rc == 0 ? certs : none,
+		    rc == 0 ? clen : sizeof(none));
 		(void)inst_send(in, IPC_EK_CERTS, rc == 0 ? certs : none,
 		    rc == 0 ? clen : sizeof(none), NULL, 0, -1);
 		return 0;

@@ -33,6 +33,7 @@
 #include <json-c/json.h>
 #include <sodium.h>
 
+#include "endorse.h"
 #include "keyprov.h"
 #include "log.h"
 #include "ops.h"
@@ -327,6 +328,14 @@ keys_rotate_done(int rc, const char *why, struct seal_kek *k)
 		return;
 	}
 	batch_commit();		/* every acknowledged write is in, under the old key */
+	/* the EK CA key goes along first: same CA after the rotation (endorse.h) */
+	if ((rc = ekca_carry(k)) != 0) {
+		keys_rotate_reply(0, NULL, "the EK CA key could not be wrapped for version %u: "
+		    "%s; the store stays on version %u", k->version, vtpm_strerror(rc),
+		    V->kek->version);
+		seal_kek_free(k);
+		return;
+	}
 	if ((rc = store_rewrap_all(V->store, V->kek, k, &count)) != 0) {
 		(void)audit_log(NULL, STORE_AUDIT_ROTATE_KEY, rc, 0, STORE_AUDIT_NO_UID, NULL,
 		    NULL, NULL, "rotation from version %u to %u failed; nothing was changed",

@@ -27,6 +27,7 @@
 #include <sodium.h>
 
 #include "cursor.h"
+#include "endorse.h"
 #include "keyprov.h"
 #include "log.h"
 #include "ops_job.h"
@@ -220,8 +221,8 @@ export_apply(struct job *j)
 	struct seal_kek *wrap = NULL;
 	struct store_batch *b = NULL;
 	uint8_t recb[STORE_INST_RECORD_MAX], val[STORE_XFER_VALUE_MAX], gone[24];
-	uint8_t *perm = NULL, *vol = NULL;
-	size_t rlen, plen = 0, vlen = 0, xlen;
+	uint8_t *perm = NULL, *vol = NULL, endo[ENDORSE_SEALED_MAX];
+	size_t rlen, plen = 0, vlen = 0, elen = 0, xlen;
 	char why[300], id[2 * BKF_ID_LEN + 1];
 	json_object *reply, *o;
 	int rc;
@@ -266,6 +267,15 @@ export_apply(struct job *j)
 		    j->name, vtpm_strerror(rc));
 		goto fail;
 	}
+	/* its endorsement record, if it has one (instances made before it have none) */
+	rc = store_blob_get(V->store, rec.uuid, SEAL_BLOB_ENDORSEMENT, endo, sizeof(endo), &elen);
+	if (rc == VTPM_E_NOTFOUND)
+		elen = 0;
+	else if (rc != 0) {
+		snprintf(why, sizeof(why), "instance %s: its endorsement record is unreadable: %s",
+		    j->name, vtpm_strerror(rc));
+		goto fail;
+	}
 
 	/* the file: head, one entry, one section, trailer; then durable */
 	j->head.version = BKF_VERSION;
@@ -284,8 +294,8 @@ export_apply(struct job *j)
 	e.flags = out.flags;
 	memcpy(e.kid, wrap->kid, SEAL_KID_LEN);
 	e.offset = bkf_data_offset(1);
-	if ((rc = bkf_section_measure(recb, rlen, plen ? perm : NULL, plen, vlen ? vol : NULL,
-	    vlen, &e.length, e.sum)) != 0) {
+	if ((rc = bkf_section_measure_endo(recb, rlen, plen ? perm : NULL, plen,
+	    vlen ? vol : NULL, vlen, elen ? endo : NULL, elen, &e.length, e.sum)) != 0) {
 		snprintf(why, sizeof(why), "instance %s: state too large to export", j->name);
 		goto fail;
 	}
@@ -294,8 +304,8 @@ export_apply(struct job *j)
 		j->w_live = 1;
 		if ((rc = bkf_write_head(&j->w, &j->head)) == 0 &&
 		    (rc = bkf_write_entry(&j->w, 0, &e)) == 0 &&
-		    (rc = bkf_write_section(&j->w, recb, rlen, plen ? perm : NULL, plen,
-		    vlen ? vol : NULL, vlen)) == 0)
+		    (rc = bkf_write_section_endo(&j->w, recb, rlen, plen ? perm : NULL, plen,
+		    vlen ? vol : NULL, vlen, elen ? endo : NULL, elen)) == 0)
 			rc = bkf_write_trailer(&j->w);
 	}
 	if (rc == 0 && fdatasync(j->fd) != 0)
@@ -463,6 +473,9 @@ import_apply(struct job *j)
 	    sec.perm, sec.perm_len) : store_batch_del_blob(b, rec.uuid, SEAL_BLOB_PERMANENT)) != 0 ||
 	    (rc = sec.vol != NULL ? store_batch_put_blob(b, rec.uuid, SEAL_BLOB_VOLATILE,
 	    sec.vol, sec.vol_len) : store_batch_del_blob(b, rec.uuid, SEAL_BLOB_VOLATILE)) != 0 ||
+	    (rc = sec.endo != NULL ? store_batch_put_blob(b, rec.uuid, SEAL_BLOB_ENDORSEMENT,
+	    sec.endo, sec.endo_len) : store_batch_del_blob(b, rec.uuid,
+	    SEAL_BLOB_ENDORSEMENT)) != 0 ||
 	    (rc = store_batch_put_xfer(b, STORE_XFER_IMPORTED, j->head.id, val, xlen)) != 0 ||
 	    (rc = store_batch_del_xfer(b, STORE_XFER_GONE, rec.uuid)) != 0 ||
 	    (rc = audit_log(b, STORE_AUDIT_IMPORT, 0, 0, j->uid, rec.name, rec.uuid, NULL,

@@ -31,7 +31,8 @@ usage(FILE *f)
 "  list                         instances and their state (on etcd: owner, lease)\n"
 "  release NAME                 save NAME's state, stop its worker and give up\n"
 "                               ownership (etcd: another vtpmd may serve it)\n"
-"  show NAME                    one instance\n"
+"  show NAME                    one instance (with its EK public keys and certificate\n"
+"                               fingerprints: docs/ENDORSEMENT.md)\n"
 "  delete NAME                  destroy an instance (crypto-shred its data key)\n"
 "  enroll NAME --measurement HEX --host-data HEX\n"
 "  status                       daemon status (\"keys\": available, waiting or refused)\n"
@@ -39,7 +40,9 @@ usage(FILE *f)
 "                               every instance's data key with it (one transaction)\n"
 "  ca show                      the vtpmd EK CA certificate (PEM)\n"
 "  ca evidence                  vtpmd's evidence binding the CA key (base64 envelope;\n"
-"                               --json adds report_data and the certificate)\n");
+"                               --json adds report_data and the certificate)\n"
+"  verify-evidence ...          offline: SNP report, TDX quote or vtpmd envelope, with\n"
+"                               --report-data HEX or --ek EKPUB (vtpmctl verify-evidence -h)\n");
 	ctl_ops_usage(f);
 }
 

@@ -28,12 +28,14 @@ usage(FILE *f)
 "usage: vtpmctl verify-evidence --report FILE [--vcek FILE] [--chain FILE]\n"
 "                               [--certs FILE] [--cache-dir DIR]\n"
 "       vtpmctl verify-evidence --quote FILE [--collateral DIR]\n"
-"       vtpmctl verify-evidence --evidence FILE --report-data HEX\n"
+"       vtpmctl verify-evidence --evidence FILE --report-data HEX | --ek EKPUB...\n"
 "  common: [--no-time-check] [--trust-test-ark] [--allow-debug] [--vmpl any|LIST]\n"
-"          [--report-data HEX] [--policy FILE] [--now UNIXTIME]\n"
+"          [--report-data HEX | --ek EKPUB [--ek EKPUB]] [--policy FILE] [--now UNIXTIME]\n"
 "--report: the raw 1184-byte SEV-SNP report (or its hex text); --vcek: the VCEK\n"
 "or VLEK (DER or PEM); --chain: ASK/ASVK and ARK as PEM, any order; --certs: a\n"
-"GHCB certificate table (auxblob). --quote: a TDX quote v4/v5. Prints the claims\n"
+"GHCB certificate table (auxblob). --quote: a TDX quote v4/v5. --ek: the guest's\n"
+"EK public key(s) or EK certificate(s), PEM or DER (vtpm-guest bind-ek; checks\n"
+"report data == SHA-512(\"vtpmd-ek-bind-v1\" || RSA EK SPKI || ECC EK SPKI)). Prints the claims\n"
 "as JSON and exits 0, or prints the reason and exits 1 (2: usage).\n");
 }
 
@@ -130,7 +132,7 @@ add_str(json_object *arr, const char *s)
 }
 
 static json_object *
-claims_json(const struct attest_claims *c, int rd_checked)
+claims_json(const struct attest_claims *c, int rd_checked, int ek_checked)
 {
 	json_object *o = json_object_new_object(), *t, *chk = json_object_new_array(),
 	    *nchk = json_object_new_array();
@@ -267,8 +269,11 @@ claims_json(const struct attest_claims *c, int rd_checked)
 	}
 	add_str(c->flags & ATTEST_CF_NO_TIME_CHECK ? nchk : chk,
 	    "certificate and collateral validity times");
-	add_str(rd_checked ? chk : nchk, rd_checked ? "report data == --report-data" :
+	add_str(rd_checked ? chk : nchk, ek_checked ? "report data == SHA-512(\"vtpmd-ek-bind-v1\" "
+	    "|| the --ek keys' SubjectPublicKeyInfo)" : rd_checked ? "report data == --report-data" :
 	    "report data binding (no --report-data given)");
+	if (ek_checked)
+		add_str(nchk, "the EK certificates' chain (openssl verify against vtpmctl ca show)");
 	if (c->flags & ATTEST_CF_TEST_ROOT)
 		add_str(nchk, "authenticity: the chain ends at the vtpmd TEST ARK, whose keys are "
 		    "public");
@@ -277,11 +282,47 @@ claims_json(const struct attest_claims *c, int rd_checked)
 	return o;
 }
 
+/* --ek FILE: PEM public keys or certificates, or DER (attest_ek_load). */
+static int
+read_ek(const char *path, struct attest_ek_keys *ek)
+{
+	char why[ATTEST_WHY_LEN];
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if (read_all(path, &buf, &len) != 0)
+		return -1;
+	rc = attest_ek_load(buf, len, ek, why, sizeof(why));
+	free(buf);
+	if (rc != 0)
+		fprintf(stderr, "vtpmctl: --ek %s: %s\n", path, why);
+	return rc;
+}
+
+static json_object *
+ek_json(const struct attest_ek_keys *ek, const uint8_t rd[64])
+{
+	json_object *o = json_object_new_object();
+	uint8_t h[32];
+
+	if (ek->ek_rsa_len) {
+		crypto_hash_sha256(h, ek->ek_rsa, ek->ek_rsa_len);
+		json_object_object_add(o, "rsa_spki_sha256", hex(h, sizeof(h)));
+	}
+	if (ek->ek_ecc_len) {
+		crypto_hash_sha256(h, ek->ek_ecc, ek->ek_ecc_len);
+		json_object_object_add(o, "ecc_spki_sha256", hex(h, sizeof(h)));
+	}
+	json_object_object_add(o, "report_data", hex(rd, 64));
+	return o;
+}
+
 int
 vtpmctl_verify_evidence(int argc, char **argv)
 {
 	enum { O_REPORT = 256, O_VCEK, O_CHAIN, O_CERTS, O_CACHE, O_QUOTE, O_COLL, O_EVID,
-		O_NOTIME, O_TEST, O_DEBUG, O_VMPL, O_RD, O_POLICY, O_NOW };
+		O_NOTIME, O_TEST, O_DEBUG, O_VMPL, O_RD, O_POLICY, O_NOW, O_EK };
 	static const struct option opts[] = {
 		{ "report", required_argument, NULL, O_REPORT },
 		{ "vcek", required_argument, NULL, O_VCEK },
@@ -299,6 +340,7 @@ vtpmctl_verify_evidence(int argc, char **argv)
 		{ "report-data", required_argument, NULL, O_RD },
 		{ "policy", required_argument, NULL, O_POLICY },
 		{ "now", required_argument, NULL, O_NOW },
+		{ "ek", required_argument, NULL, O_EK },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -311,9 +353,11 @@ vtpmctl_verify_evidence(int argc, char **argv)
 	size_t rl = 0, ll = 0, cl = 0, tl = 0;
 	char why[ATTEST_WHY_LEN], inst[64], *end;
 	json_object *out;
-	int opt, rc, ae, ret = 1;
+	struct attest_ek_keys ek;
+	int opt, rc, ae, ret = 1, nek = 0;
 
 	memset(&cfg, 0, sizeof(cfg));
+	memset(&ek, 0, sizeof(ek));
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -352,9 +396,18 @@ vtpmctl_verify_evidence(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case O_EK:
+			if (read_ek(optarg, &ek) != 0)
+				return 1;
+			nek++;
+			break;
 		case 'h':	usage(stdout); return 0;
 		default:	usage(stderr); return 2;
 		}
+	}
+	if (nek > 0 && rdhex != NULL) {
+		fprintf(stderr, "vtpmctl: --ek and --report-data exclude each other\n");
+		return 2;
 	}
 	if (optind != argc || (report != NULL) + (quote != NULL) + (evidence != NULL) != 1) {
 		usage(stderr);
@@ -364,10 +417,12 @@ vtpmctl_verify_evidence(int argc, char **argv)
 		fprintf(stderr, "vtpmctl: --report-data: want 128 hex digits\n");
 		return 2;
 	}
-	if (evidence != NULL && rdhex == NULL) {
-		fprintf(stderr, "vtpmctl: --evidence needs --report-data (the session's)\n");
+	if (evidence != NULL && rdhex == NULL && nek == 0) {
+		fprintf(stderr, "vtpmctl: --evidence needs --report-data (the session's) or --ek\n");
 		return 2;
 	}
+	if (nek > 0)
+		attest_ek_bind_report_data(&ek, rd);
 	if (sodium_init() < 0)
 		return 1;
 	if ((vcek && read_all(vcek, &leaf, &ll) != 0) || (chain && read_all(chain, &ch, &cl) != 0) ||
@@ -390,16 +445,24 @@ vtpmctl_verify_evidence(int argc, char **argv)
 	} else {
 		rc = attest_evidence_verify(&cfg, rep, rl, rd, &c, why, sizeof(why));
 	}
-	if (rc == 0 && rdhex != NULL && evidence == NULL &&
+	if (rc == 0 && (rdhex != NULL || nek > 0) && evidence == NULL &&
 	    sodium_memcmp(c.tee == ATTEST_TEE_TDX ? c.tdx.report_data : c.report_data, rd, 64) != 0) {
 		rc = VTPM_E_BINDING;
 		snprintf(why, sizeof(why), "report data does not match --report-data");
 	}
+	if (rc == VTPM_E_BINDING && nek > 0)
+		snprintf(why, sizeof(why), "EK binding does not hold: the evidence's report data "
+		    "is not SHA-512(\"vtpmd-ek-bind-v1\" || %s%s%s) of the given EK%s (another "
+		    "guest's TPM, another EK set, or not made by vtpm-guest bind-ek)",
+		    ek.ek_rsa_len ? "RSA EK SPKI" : "", ek.ek_rsa_len && ek.ek_ecc_len ? " || " : "",
+		    ek.ek_ecc_len ? "ECC EK SPKI" : "", ek.ek_rsa_len && ek.ek_ecc_len ? "s" : "");
 	if (rc != 0) {
 		fprintf(stderr, "vtpmctl: verify-evidence: %s\n", why);
 		goto out;
 	}
-	out = claims_json(&c, rdhex != NULL);
+	out = claims_json(&c, rdhex != NULL || nek > 0, nek > 0);
+	if (nek > 0)
+		json_object_object_add(out, "ek_binding", ek_json(&ek, rd));
 	if (pol != NULL) {
 		json_object *pj = json_object_new_object();
 

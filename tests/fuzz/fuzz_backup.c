@@ -121,6 +121,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!fz_inside(&c, sec.rec_bytes, sec.rec_len) ||
 			    !fz_inside(&c, sec.perm, sec.perm_len) ||
 			    !fz_inside(&c, sec.vol, sec.vol_len) ||
+			    !fz_inside(&c, sec.endo, sec.endo_len) ||
 			    strcmp(sec.rec.name, e.name) != 0)
 				abort();
 		}
@@ -138,7 +139,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (bkf_section_parse(data, size, &head, &e, &sec, why, sizeof(why)) == 0 &&
 			    (!fz_inside(&c, sec.rec_bytes, sec.rec_len) ||
 			    !fz_inside(&c, sec.perm, sec.perm_len) ||
-			    !fz_inside(&c, sec.vol, sec.vol_len)))
+			    !fz_inside(&c, sec.vol, sec.vol_len) ||
+			    !fz_inside(&c, sec.endo, sec.endo_len)))
 				abort();
 		}
 	}
@@ -189,12 +191,15 @@ fz_write(const char *dir, const char *name, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* A file of n instances (names i0, i1, ...), every second one with blobs. */
+/*
+ * A file of n instances (names i0, i1, ...), every second one with blobs
+ * (and, with endo, an endorsement record).
+ */
 static int
-make_file(struct seal_kek *kek, uint16_t kind, uint32_t n, struct membuf *m)
+make_file(struct seal_kek *kek, uint16_t kind, uint32_t n, int endo, struct membuf *m)
 {
-	static uint8_t rec[8][STORE_INST_RECORD_MAX], perm[8][400], vol[8][300];
-	static size_t rlen[8], plen[8], vlen[8];
+	static uint8_t rec[8][STORE_INST_RECORD_MAX], perm[8][400], vol[8][300], eb[8][200];
+	static size_t rlen[8], plen[8], vlen[8], elen[8];
 	struct store_instance in;
 	struct bkf_entry es[8];
 	struct bkf_writer w;
@@ -221,7 +226,7 @@ make_file(struct seal_kek *kek, uint16_t kind, uint32_t n, struct membuf *m)
 		memset(in.measurement, 0x11, sizeof(in.measurement));
 		memset(in.host_data, (int)(0x20 + i), sizeof(in.host_data));
 		in.pcr_banks = 2;
-		plen[i] = vlen[i] = 0;
+		plen[i] = vlen[i] = elen[i] = 0;
 		if (seal_dek_wrap(kek, in.uuid, fz_dek, in.wrapped_dek) != 0)
 			return -1;
 		if (i % 2 == 0) {
@@ -231,6 +236,9 @@ make_file(struct seal_kek *kek, uint16_t kind, uint32_t n, struct membuf *m)
 			    perm[i], sizeof(perm[i]), &plen[i]) != 0 ||
 			    seal_blob(fz_dek, kek->kid, in.uuid, SEAL_BLOB_VOLATILE, 4, pt, 50,
 			    vol[i], sizeof(vol[i]), &vlen[i]) != 0)
+				return -1;
+			if (endo && seal_blob(fz_dek, kek->kid, in.uuid, SEAL_BLOB_ENDORSEMENT,
+			    SEAL_ENDORSEMENT_GEN, pt, 80, eb[i], sizeof(eb[i]), &elen[i]) != 0)
 				return -1;
 		}
 		if (store_inst_encode(&in, rec[i], sizeof(rec[i]), &rlen[i]) != 0)
@@ -242,8 +250,9 @@ make_file(struct seal_kek *kek, uint16_t kind, uint32_t n, struct membuf *m)
 		es[i].vol_gen = in.vol_gen;
 		memcpy(es[i].kid, kek->kid, SEAL_KID_LEN);
 		es[i].offset = off;
-		if (bkf_section_measure(rec[i], rlen[i], plen[i] ? perm[i] : NULL, plen[i],
-		    vlen[i] ? vol[i] : NULL, vlen[i], &es[i].length, es[i].sum) != 0)
+		if (bkf_section_measure_endo(rec[i], rlen[i], plen[i] ? perm[i] : NULL, plen[i],
+		    vlen[i] ? vol[i] : NULL, vlen[i], elen[i] ? eb[i] : NULL, elen[i],
+		    &es[i].length, es[i].sum) != 0)
 			return -1;
 		off += es[i].length;
 		h.data_len += es[i].length;
@@ -255,8 +264,8 @@ make_file(struct seal_kek *kek, uint16_t kind, uint32_t n, struct membuf *m)
 		if (bkf_write_entry(&w, i, &es[i]) != 0)
 			return -1;
 	for (i = 0; i < n; i++)
-		if (bkf_write_section(&w, rec[i], rlen[i], plen[i] ? perm[i] : NULL, plen[i],
-		    vlen[i] ? vol[i] : NULL, vlen[i]) != 0)
+		if (bkf_write_section_endo(&w, rec[i], rlen[i], plen[i] ? perm[i] : NULL, plen[i],
+		    vlen[i] ? vol[i] : NULL, vlen[i], elen[i] ? eb[i] : NULL, elen[i]) != 0)
 			return -1;
 	if (bkf_write_trailer(&w) != 0)
 		return -1;
@@ -277,11 +286,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: make_seeds DIR\n");
 		return 1;
 	}
-	if (make_file(kek, BKF_KIND_BACKUP, 3, &m) != 0 ||
+	if (make_file(kek, BKF_KIND_BACKUP, 3, 0, &m) != 0 ||
 	    fz_write(argv[1], "backup-3", m.p, m.n) != 0 ||
-	    make_file(kek, BKF_KIND_EXPORT, 1, &m) != 0 ||
+	    make_file(kek, BKF_KIND_BACKUP, 3, 1, &m) != 0 ||
+	    fz_write(argv[1], "backup-3-endorsement", m.p, m.n) != 0 ||
+	    make_file(kek, BKF_KIND_EXPORT, 1, 0, &m) != 0 ||
 	    fz_write(argv[1], "export-1", m.p, m.n) != 0 ||
-	    make_file(kek, BKF_KIND_BACKUP, 0, &m) != 0 ||
+	    make_file(kek, BKF_KIND_BACKUP, 0, 0, &m) != 0 ||
 	    fz_write(argv[1], "backup-empty", m.p, m.n) != 0)
 		return 1;
 	memset(&r, 0, sizeof(r));

@@ -88,6 +88,8 @@ struct tinst {
 	size_t			plen;
 	uint8_t			vol[4096 + SEAL_BLOB_OVERHEAD];
 	size_t			vlen;
+	uint8_t			endo[512 + SEAL_BLOB_OVERHEAD];	/* endorsement record */
+	size_t			elen;
 };
 
 static void
@@ -156,9 +158,10 @@ build_file(struct tinst *ts, uint32_t n, uint16_t kind, struct membuf *m)
 		e->flags = ts[i].rec.flags;
 		memcpy(e->kid, kek->kid, SEAL_KID_LEN);
 		e->offset = off;
-		if ((rc = bkf_section_measure(ts[i].recb, ts[i].rlen,
+		if ((rc = bkf_section_measure_endo(ts[i].recb, ts[i].rlen,
 		    ts[i].plen ? ts[i].perm : NULL, ts[i].plen,
-		    ts[i].vlen ? ts[i].vol : NULL, ts[i].vlen, &e->length, e->sum)) != 0)
+		    ts[i].vlen ? ts[i].vol : NULL, ts[i].vlen,
+		    ts[i].elen ? ts[i].endo : NULL, ts[i].elen, &e->length, e->sum)) != 0)
 			goto out;
 		off += e->length;
 		h.data_len += e->length;
@@ -171,9 +174,10 @@ build_file(struct tinst *ts, uint32_t n, uint16_t kind, struct membuf *m)
 		if ((rc = bkf_write_entry(&w, i, &es[i])) != 0)
 			goto out_w;
 	for (i = 0; i < n; i++)
-		if ((rc = bkf_write_section(&w, ts[i].recb, ts[i].rlen,
+		if ((rc = bkf_write_section_endo(&w, ts[i].recb, ts[i].rlen,
 		    ts[i].plen ? ts[i].perm : NULL, ts[i].plen,
-		    ts[i].vlen ? ts[i].vol : NULL, ts[i].vlen)) != 0)
+		    ts[i].vlen ? ts[i].vol : NULL, ts[i].vlen,
+		    ts[i].elen ? ts[i].endo : NULL, ts[i].elen)) != 0)
 			goto out_w;
 	rc = bkf_write_trailer(&w);
 out_w:
@@ -220,6 +224,53 @@ verify_buf(const uint8_t *p, size_t n, struct vres *r)
 }
 
 /* ---- tests: the container --------------------------------------------- */
+
+/* A section may end with the instance's endorsement record (type 3, generation 1). */
+static void
+test_endorsement(void)
+{
+	struct tinst ts[2];
+	struct membuf m;
+	struct bkf_head h;
+	struct bkf_entry e;
+	struct bkf_section sec;
+	struct vres r;
+	uint8_t pt[300];
+	char why[200];
+
+	memset(pt, 0x5e, sizeof(pt));
+	tinst_make(&ts[0], "alpha", 0x10, 1000, 0);
+	tinst_make(&ts[1], "beta", 0x20, 500, 0);
+	CHECK_RC(seal_blob(test_dek, kek->kid, ts[0].rec.uuid, SEAL_BLOB_ENDORSEMENT,
+	    SEAL_ENDORSEMENT_GEN, pt, sizeof(pt), ts[0].endo, sizeof(ts[0].endo), &ts[0].elen), 0);
+	CHECK_RC(build_file(ts, 2, BKF_KIND_BACKUP, &m), 0);
+	CHECK(m.n == bkf_data_offset(2) + BKF_SECTION_FIXED * 2 + ts[0].rlen + ts[0].plen +
+	    4 + ts[0].elen + ts[1].rlen + ts[1].plen + BKF_TRAILER_LEN);
+	cur_ts = ts;
+	CHECK_RC(verify_buf(m.p, m.n, &r), 0);
+	CHECK_RC(bkf_head_parse(m.p, m.n, &h, why, sizeof(why)), 0);
+	CHECK_RC(bkf_entry_parse(m.p, m.n, &h, 0, &e, why, sizeof(why)), 0);
+	CHECK_RC(bkf_section_parse(m.p, m.n, &h, &e, &sec, why, sizeof(why)), 0);
+	CHECK(sec.endo_len == ts[0].elen && memcmp(sec.endo, ts[0].endo, sec.endo_len) == 0);
+	CHECK_RC(bkf_entry_parse(m.p, m.n, &h, 1, &e, why, sizeof(why)), 0);
+	CHECK_RC(bkf_section_parse(m.p, m.n, &h, &e, &sec, why, sizeof(why)), 0);
+	CHECK(sec.endo == NULL && sec.endo_len == 0);
+	free(m.p);
+
+	/* in the endorsement slot: a blob of another type, or another generation */
+	CHECK_RC(seal_blob(test_dek, kek->kid, ts[0].rec.uuid, SEAL_BLOB_PERMANENT,
+	    SEAL_ENDORSEMENT_GEN, pt, sizeof(pt), ts[0].endo, sizeof(ts[0].endo), &ts[0].elen), 0);
+	CHECK_RC(build_file(ts, 2, BKF_KIND_BACKUP, &m), 0);
+	CHECK(verify_buf(m.p, m.n, &r) != 0 && r.named[0] == 1);
+	CHECK(strstr(r.last, "endorsement") != NULL);
+	free(m.p);
+	CHECK_RC(seal_blob(test_dek, kek->kid, ts[0].rec.uuid, SEAL_BLOB_ENDORSEMENT, 2, pt,
+	    sizeof(pt), ts[0].endo, sizeof(ts[0].endo), &ts[0].elen), 0);
+	CHECK_RC(build_file(ts, 2, BKF_KIND_BACKUP, &m), 0);
+	CHECK(verify_buf(m.p, m.n, &r) != 0 && r.named[0] == 1);
+	free(m.p);
+	cur_ts = NULL;
+}
 
 static void
 test_roundtrip(void)
@@ -678,6 +729,7 @@ main(void)
 		return 1;
 	}
 	test_roundtrip();
+	test_endorsement();
 	test_flip_sweep();
 	test_format_rules();
 	test_keys();

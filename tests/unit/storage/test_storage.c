@@ -177,7 +177,7 @@ test_seal_roundtrip(void)
 	CHECK(seal_blob_size(SEAL_PLAIN_MAX + 1) == 0);
 	CHECK(seal_blob_size((size_t)-1) == 0);
 
-	for (t = SEAL_BLOB_PERMANENT; t <= SEAL_BLOB_VOLATILE; t++) {
+	for (t = SEAL_BLOB_PERMANENT; t <= SEAL_BLOB_ENDORSEMENT; t++) {
 		for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 			int ok = 1;
 
@@ -210,7 +210,7 @@ test_seal_roundtrip(void)
 	}
 
 	/* argument errors */
-	CHECK_RC(seal_blob(dek, kid, uuid, 3, 1, pt, 16, sealed, 1024, &n), VTPM_E_INVAL);
+	CHECK_RC(seal_blob(dek, kid, uuid, 4, 1, pt, 16, sealed, 1024, &n), VTPM_E_INVAL);
 	CHECK_RC(seal_blob(dek, kid, uuid, 0, 1, pt, 16, sealed, 1024, &n), VTPM_E_INVAL);
 	CHECK_RC(seal_blob(dek, kid, uuid, 1, 0, pt, 16, sealed, 1024, &n), VTPM_E_INVAL);
 	CHECK_RC(seal_blob(dek, kid, uuid, 1, 1, pt, 16, sealed, 16 + 63, &n), VTPM_E_TOOBIG);
@@ -297,6 +297,8 @@ test_seal_bindings(void)
 	/* the other slot */
 	CHECK_RC(unseal_blob(dek, uuid, SEAL_BLOB_VOLATILE, 5, blob, n, out, sizeof(out),
 	    &outlen), VTPM_E_AUTH);
+	CHECK_RC(unseal_blob(dek, uuid, SEAL_BLOB_ENDORSEMENT, 5, blob, n, out, sizeof(out),
+	    &outlen), VTPM_E_AUTH);
 	/* another generation: stale and future */
 	memset(out, 0xee, sizeof(out));
 	CHECK_RC(unseal_blob(dek, uuid, SEAL_BLOB_PERMANENT, 6, blob, n, out, sizeof(out),
@@ -344,9 +346,12 @@ test_seal_bindings(void)
 	CHECK_RC(unseal_blob(dek, uuid, 1, 5, mut, n, out, sizeof(out), &outlen),
 	    VTPM_E_FORMAT);
 	memcpy(mut, blob, n);
-	mut[4] = 3;
+	mut[4] = 4;	/* no such type */
 	CHECK_RC(unseal_blob(dek, uuid, 1, 5, mut, n, out, sizeof(out), &outlen),
 	    VTPM_E_FORMAT);
+	memcpy(mut, blob, n);
+	mut[4] = SEAL_BLOB_ENDORSEMENT;	/* another slot's type */
+	CHECK(unseal_blob(dek, uuid, 1, 5, mut, n, out, sizeof(out), &outlen) != 0);
 
 	/* every single-bit flip anywhere is rejected, and nothing leaks */
 	bad = 0;
@@ -724,7 +729,9 @@ test_store_basic(void)
 	CHECK(n == 150);
 	CHECK_RC(store_blob_get(s, be.uuid, SEAL_BLOB_PERMANENT, got, sizeof(got), &n),
 	    VTPM_E_NOTFOUND);
-	CHECK_RC(store_blob_get(s, a.uuid, 3, got, sizeof(got), &n), VTPM_E_INVAL);
+	CHECK_RC(store_blob_get(s, a.uuid, SEAL_BLOB_ENDORSEMENT, got, sizeof(got), &n),
+	    VTPM_E_NOTFOUND);
+	CHECK_RC(store_blob_get(s, a.uuid, 4, got, sizeof(got), &n), VTPM_E_INVAL);
 
 	/* argument checks when recording */
 	CHECK_RC(store_batch_put_blob(b, a.uuid, 0, blob, 10), VTPM_E_INVAL);
