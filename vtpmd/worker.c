@@ -58,6 +58,7 @@ static struct worker {
 	uint64_t	 durable_gen;	/* the instance's generation last made durable */
 	uint64_t	 reported_gen;	/* the last one told to the guest */
 	int		 gated;		/* waiting for ATTACH_CONFIRM: change nothing */
+	struct timespec	 gate_until;	/* ... at most until then */
 	uint32_t	 gate_flags;	/* the session's IPC_SESS_F_* while gated */
 	uint8_t		 gate_how;
 	int		 touched;	/* a session started since the state was loaded */
@@ -70,6 +71,9 @@ static uint8_t msgbuf[CHAN_MAX_BODY];
 static void worker_stop(void) __attribute__((noreturn));
 static void tpm_after_power_on(void);
 static void session_start(uint32_t flags, uint8_t how);
+
+/* A guest that asked for freshness reports confirms within this (PROTOCOL.md 7). */
+#define WORKER_CONFIRM_TIMEOUT_S	10
 
 /* ---------- IPC with the parent ---------- */
 
@@ -1055,7 +1059,8 @@ handle_session(const uint8_t *body, size_t len, int fd)
 	W.event_len = elen;
 	W.auto_startup = (flags & IPC_SESS_F_AUTO_STARTUP) != 0;
 	W.gen_reports = (flags & IPC_SESS_F_FRESHNESS) != 0;
-	W.reported_gen = 0;	/* the parent told this session the generation at attach */
+	/* INSTANCE told the guest the parent's generation, at least this one */
+	W.reported_gen = W.durable_gen;
 	tx.has_key = rx.has_key = 1;
 	if ((W.ch = chan_new(fd, 0)) == NULL)
 		fatalx("out of memory");
@@ -1075,6 +1080,8 @@ handle_session(const uint8_t *body, size_t len, int fd)
 		W.gated = 1;
 		W.gate_flags = flags;
 		W.gate_how = how;
+		clock_gettime(CLOCK_MONOTONIC, &W.gate_until);
+		W.gate_until.tv_sec += WORKER_CONFIRM_TIMEOUT_S;
 		return;
 	}
 	session_start(flags, how);
@@ -1153,6 +1160,23 @@ handle_init(const uint8_t *body, size_t len)
 	if (rc != 0)
 		_exit(3);
 	W.state = W_IDLE;
+}
+
+/* A gated session's deadline: 1 once passed, else *wait cut to what is left. */
+static int
+gate_expired(int *wait)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(W.gate_until.tv_sec - now.tv_sec) * 1000 +
+	    (W.gate_until.tv_nsec - now.tv_nsec) / 1000000;
+	if (ms <= 0)
+		return 1;
+	if (*wait < 0 || ms < *wait)
+		*wait = (int)ms;
+	return 0;
 }
 
 static void
@@ -1246,12 +1270,21 @@ worker_run(uid_t uid, gid_t gid)
 	sandbox_worker_enter(uid, gid);
 
 	for (;;) {
+		int wait;
+
 		pfd[0].fd = W.ipc;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = W.ch != NULL ? chan_fd(W.ch) : -1;
 		pfd[1].events = POLLIN;
 		/* counted commands not yet reported: report them after a quiet second */
-		n = poll(pfd, 2, stats_commands > 0 && W.ch != NULL ? 1000 : -1);
+		wait = stats_commands > 0 && W.ch != NULL ? 1000 : -1;
+		if (W.gated && gate_expired(&wait)) {
+			log_warnx("session ended: no ATTACH_CONFIRM within %d s",
+			    WORKER_CONFIRM_TIMEOUT_S);
+			session_end(END_IO);
+			continue;
+		}
+		n = poll(pfd, 2, wait);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
