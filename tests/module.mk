@@ -22,3 +22,8 @@ check: all $(TESTS_UNIT) $(TEST_TOOLS) check-layering
 	BUILD=$(abspath $(BUILD)) tests/run-tests.sh $(TESTS_UNIT) $(FUZZ_REPLAY_SCRIPT) $(E2E_TESTS)
 include tests/bench/module.mk
 include tests/guest/module.mk
+
+# Every hostile-host case (test_hostile.sh runs a subset in `make check`).
+.PHONY: check-hostile
+check-hostile: all $(TEST_TOOLS)
+	HOSTILE_FULL=1 BUILD=$(abspath $(BUILD)) tests/run-tests.sh tests/e2e/test_hostile.sh
