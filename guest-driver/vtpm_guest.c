@@ -353,12 +353,12 @@ guest_connect(char *why, size_t whylen, const struct timespec *dl)
 			rc = VTPM_E_PROTO;
 			goto fail;
 		}
-		if ((rc = fresh_check_attach(rbuf, blen, why, whylen)) != 0 ||
-		    (rc = chan_send(ch, MSG_ATTACH_CONFIRM, NULL, 0)) != 0 ||
+		if ((rc = fresh_check_attach(rbuf, blen, why, whylen)) != 0)
+			goto fail;	/* why says: rollback, or the record */
+		if ((rc = chan_send(ch, MSG_ATTACH_CONFIRM, NULL, 0)) != 0 ||
 		    (rc = chan_recv(ch, step_ms(60000, dl), &type, rbuf, sizeof(rbuf),
 		    &blen)) != 0) {
-			if (rc != VTPM_E_POLICY && rc != VTPM_E_IO)
-				snprintf(why, whylen, "attach failed: %s", vtpm_strerror(rc));
+			snprintf(why, whylen, "attach failed: %s", vtpm_strerror(rc));
 			goto fail;
 		}
 	}
