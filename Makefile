@@ -45,7 +45,7 @@ PROGRAMS :=
 LIBS_A   :=
 TESTS_UNIT :=
 
-.PHONY: all check asan fuzz bench install clean torture check-guest check-fleet
+.PHONY: all check asan fuzz bench install clean torture check-guest check-fleet load
 all:
 
 $(BUILD)/obj/%.o: %.c

@@ -33,7 +33,7 @@ $(BUILD)/tests/test_tcti: $(BUILD)/obj/tests/unit/guest-driver/test_tcti.o | $(T
 # ends: local_srv.c (local socket), proxy.c (the kernel's vtpm_proxy device),
 # swtpm_srv.c (swtpm-compatible endpoint); the pure parsers they use
 # (local_proto.c, tpm_frame.c, swtpm_ctrl.c) are fuzzed in tests/fuzz.
-GUEST_OBJS := $(addprefix $(BUILD)/obj/guest-driver/, vtpm_guest.o local_srv.o \
+GUEST_OBJS := $(addprefix $(BUILD)/obj/guest-driver/, vtpm_guest.o freshness.o local_srv.o \
 	proxy.o swtpm_srv.o notify.o local_proto.o tpm_frame.o swtpm_ctrl.o rm.o bind_ek.o)
 PROGRAMS += $(BUILD)/vtpm-guest
 $(BUILD)/vtpm-guest: $(GUEST_OBJS) $(LIB_ATTEST) $(LIB_TRANSPORT)

@@ -26,6 +26,7 @@
 #include "channel.h"
 #include "cursor.h"
 #include "endpoint.h"
+#include "freshness.h"
 #include "guest.h"
 #include "log.h"
 #include "noise.h"
@@ -49,6 +50,10 @@ static struct guest {
 	int			 backoff_ms;
 	struct timespec		 next_try;
 	char			 instance[64];
+	const char		*state_dir;	/* --state-dir: the freshness record */
+	int			 accept_rollback; /* --accept-rollback */
+	uint8_t			 uuid[FRESH_UUID_LEN];	/* of the attached instance */
+	uint64_t		 fresh_gen;	/* its highest generation recorded */
 	const struct guest_fe	*fes[MAX_FES];
 	int			 nfes;
 	volatile sig_atomic_t	 stop;
@@ -70,6 +75,7 @@ usage(FILE *f)
 "                  [--attestation auto|snp|tdx|sim] [--attestation-trust-test-ark]\n"
 "                  [--attestation-cache-dir DIR] [--vtpmd-measurement HEX48 ...]\n"
 "                  [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
+"                  [--state-dir DIR [--accept-rollback]]\n"
 "                  [--command-timeout MS] [--allow-remote] [--no-retry] [-v]\n"
 "       vtpm-guest bind-ek --out FILE ...   (vtpm-guest bind-ek --help)\n");
 }
@@ -142,6 +148,103 @@ fail_reason(const uint8_t *body, size_t len, char *why, size_t whylen)
 	snprintf(why, whylen, "vtpmd refused (code %u): %.*s", code, (int)n, text);
 	return code == ERR_BUSY || code == ERR_UNAVAILABLE || code == ERR_SHUTTING_DOWN ?
 	    VTPM_E_BUSY : VTPM_E_POLICY;
+}
+
+/* ---------- the freshness record (docs/PROTOCOL.md section 8) ---------- */
+
+/* Records a generation vtpmd reported as durable, if it is new. */
+static void
+fresh_advance(uint64_t gen)
+{
+	char why[320];
+
+	if (G.state_dir == NULL || gen <= G.fresh_gen)
+		return;
+	if (fresh_store(G.state_dir, G.uuid, gen, why, sizeof(why)) != 0) {
+		/* keeps the lower record: no false alarm, less protection */
+		log_warnx("cannot record generation %llu: %s",
+		    (unsigned long long)gen, why);
+		return;
+	}
+	G.fresh_gen = gen;
+}
+
+/*
+ * MSG_INSTANCE at attach: the instance's UUID and durable generation. A
+ * generation lower than this guest has recorded means vtpmd's store was
+ * rolled back (or restored): refused unless --accept-rollback.
+ */
+static int
+fresh_check_attach(const uint8_t *body, size_t len, char *why, size_t whylen)
+{
+	uint64_t gen, seen;
+	char hex[2 * FRESH_UUID_LEN + 1];
+	int rc;
+
+	if (len != FRESH_UUID_LEN + 8) {
+		snprintf(why, whylen, "malformed INSTANCE from vtpmd");
+		return VTPM_E_PROTO;
+	}
+	memcpy(G.uuid, body, FRESH_UUID_LEN);
+	gen = be64_dec(body + FRESH_UUID_LEN);
+	attest_hex_encode(G.uuid, FRESH_UUID_LEN, hex);
+	rc = fresh_load(G.state_dir, G.uuid, &seen, why, whylen);
+	if (rc < 0) {
+		G.refusal = ERR_POLICY;	/* an operator must look: fail commands now */
+		return VTPM_E_IO;
+	}
+	if (rc == 1) {
+		log_info("instance %s: no freshness record yet; starting at generation %llu",
+		    hex, (unsigned long long)gen);
+		seen = 0;
+	}
+	if (gen < seen) {
+		if (!G.accept_rollback) {
+			snprintf(why, whylen, "rollback detected: vtpmd presents generation "
+			    "%llu of instance %s, but this guest has seen generation %llu "
+			    "(the store was replaced by an older copy, or restored; "
+			    "--accept-rollback accepts it knowingly)",
+			    (unsigned long long)gen, hex, (unsigned long long)seen);
+			G.refusal = ERR_POLICY;
+			return VTPM_E_POLICY;
+		}
+		log_warnx("--accept-rollback: accepting generation %llu of instance %s "
+		    "(this guest had seen %llu)", (unsigned long long)gen, hex,
+		    (unsigned long long)seen);
+	}
+	/* the record follows vtpmd: raised, or lowered when accepted above */
+	G.fresh_gen = seen;
+	if (rc == 1 || gen != seen) {
+		char err[320];
+
+		if (fresh_store(G.state_dir, G.uuid, gen, err, sizeof(err)) != 0)
+			log_warnx("cannot record generation %llu: %s",
+			    (unsigned long long)gen, err);
+		else
+			G.fresh_gen = gen;
+	}
+	return 0;
+}
+
+/*
+ * chan_recv for the answer to a request: a STATE_GEN ahead of it is
+ * recorded first (so that an answer the guest acts on never outruns its
+ * record), then the answer is read.
+ */
+static int
+guest_recv(struct chan *ch, int timeout_ms, uint8_t *type, uint8_t *body, size_t cap,
+    size_t *len)
+{
+	int rc;
+
+	for (;;) {
+		rc = chan_recv(ch, timeout_ms, type, body, cap, len);
+		if (rc != 0 || *type != MSG_STATE_GEN || G.state_dir == NULL)
+			return rc;
+		if (*len != 8)
+			return VTPM_E_PROTO;
+		fresh_advance(be64_dec(body));
+	}
 }
 
 /*
@@ -232,7 +335,8 @@ guest_connect(char *why, size_t whylen, const struct timespec *dl)
 			goto fail;
 		}
 	}
-	attach[0] = VTPM_PROTO_VERSION;
+	/* with a freshness record, version 2: vtpmd reports the generation */
+	attach[0] = G.state_dir != NULL ? VTPM_PROTO_VERSION_FRESH : VTPM_PROTO_VERSION;
 	be32_enc(attach + 1, G.attach_flags);
 	if ((rc = chan_send(ch, MSG_ATTACH, attach, sizeof(attach))) != 0 ||
 	    (rc = chan_recv(ch, step_ms(60000, dl), &type, rbuf, sizeof(rbuf), &blen)) != 0) {
@@ -242,6 +346,22 @@ guest_connect(char *why, size_t whylen, const struct timespec *dl)
 	if (type == MSG_ERROR) {
 		rc = fail_reason(rbuf, blen, why, whylen);
 		goto fail;
+	}
+	if (G.state_dir != NULL) {
+		if (type != MSG_INSTANCE) {
+			snprintf(why, whylen, "vtpmd sent message 0x%02x instead of "
+			    "INSTANCE", type);
+			rc = VTPM_E_PROTO;
+			goto fail;
+		}
+		if ((rc = fresh_check_attach(rbuf, blen, why, whylen)) != 0)
+			goto fail;	/* why says: rollback, or the record */
+		if ((rc = chan_send(ch, MSG_ATTACH_CONFIRM, NULL, 0)) != 0 ||
+		    (rc = chan_recv(ch, step_ms(60000, dl), &type, rbuf, sizeof(rbuf),
+		    &blen)) != 0) {
+			snprintf(why, whylen, "attach failed: %s", vtpm_strerror(rc));
+			goto fail;
+		}
 	}
 	if (type != MSG_ATTACHED || blen < 2 || rbuf[1] > 63 || blen != 2u + rbuf[1]) {
 		snprintf(why, whylen, "malformed ATTACHED from vtpmd");
@@ -396,7 +516,7 @@ guest_exchange(uint8_t type, const uint8_t *msg, size_t mlen, uint8_t want,
 			break;
 		guest_disconnect(vtpm_strerror(rc));
 	}
-	rc = chan_recv(G.ch, step_ms(G.cmd_timeout_ms, dl), &rtype, out, cap, olen);
+	rc = guest_recv(G.ch, step_ms(G.cmd_timeout_ms, dl), &rtype, out, cap, olen);
 	if (rc != 0) {
 		guest_disconnect(rc == VTPM_E_TIMEOUT ? "no answer within the command "
 		    "timeout (the command may have run)" : vtpm_strerror(rc));
@@ -475,7 +595,7 @@ guest_detach(void)
 		return;
 	guest_deadline_in(&dl, 2000);
 	if (chan_send(G.ch, MSG_CTRL, &op, 1) == 0 &&
-	    chan_recv(G.ch, step_ms(2000, &dl), &type, rsp, sizeof(rsp), &rlen) == 0 &&
+	    guest_recv(G.ch, step_ms(2000, &dl), &type, rsp, sizeof(rsp), &rlen) == 0 &&
 	    type == MSG_CTRL_RSP)
 		log_info("detached from vtpmd instance %s", G.instance);
 	chan_free(G.ch);
@@ -561,7 +681,8 @@ guest_attest_setup(const char *kind, const uint8_t meas[ATTEST_MEASUREMENT_LEN],
 
 enum { OPT_SERVER = 256, OPT_SOCKET, OPT_ATTEST, OPT_TRUST_ARK, OPT_ACACHE, OPT_MEAS,
 	OPT_HOST, OPT_LAUNCH,
-	OPT_PIN, OPT_TIMEOUT, OPT_NORETRY, OPT_PROXY, OPT_SWTPM, OPT_REMOTE, OPT_NORAW };
+	OPT_PIN, OPT_TIMEOUT, OPT_NORETRY, OPT_PROXY, OPT_SWTPM, OPT_REMOTE, OPT_NORAW,
+	OPT_STATE_DIR, OPT_ACCEPT_ROLLBACK };
 
 int
 main(int argc, char **argv)
@@ -582,6 +703,8 @@ main(int argc, char **argv)
 		{ "command-timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "no-retry", no_argument, NULL, OPT_NORETRY },
 		{ "no-raw", no_argument, NULL, OPT_NORAW },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "accept-rollback", no_argument, NULL, OPT_ACCEPT_ROLLBACK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -631,6 +754,8 @@ main(int argc, char **argv)
 			break;
 		case OPT_NORETRY:	G.no_retry = 1; break;
 		case OPT_NORAW:		local_srv_deny_raw(); break;
+		case OPT_STATE_DIR:	G.state_dir = optarg; break;
+		case OPT_ACCEPT_ROLLBACK: G.accept_rollback = 1; break;
 		case 'v':		log_init("vtpm-guest", LOG_LVL_DEBUG); break;
 		case 'h':		usage(stdout); return 0;
 		default:		usage(stderr); return 2;
@@ -640,6 +765,11 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (G.accept_rollback && G.state_dir == NULL)
+		fatalx("--accept-rollback needs --state-dir (it lowers the record there)");
+	if (G.state_dir == NULL)
+		log_info("no --state-dir: a rollback of vtpmd's store to an older copy "
+		    "cannot be detected by this guest");
 	if (proxy && swtpm_path != NULL)
 		fatalx("--proxy and --swtpm exclude each other (the kernel starts its "
 		    "TPM itself, a swtpm client's firmware does)");

@@ -25,3 +25,8 @@ check: all $(TESTS_UNIT) $(TEST_TOOLS) check-layering
 include tests/bench/module.mk
 include tests/guest/module.mk
 include tests/fleet/module.mk
+
+# Every hostile-host case (test_hostile.sh runs a subset in `make check`).
+.PHONY: check-hostile
+check-hostile: all $(TEST_TOOLS)
+	HOSTILE_FULL=1 BUILD=$(abspath $(BUILD)) tests/run-tests.sh tests/e2e/test_hostile.sh

@@ -6,6 +6,12 @@
 #define VTPM_PROTO_H
 
 #define VTPM_PROTO_VERSION	1
+/*
+ * Version 2 of ATTACH (the same 5 bytes) asks for freshness reports: vtpmd
+ * sends MSG_INSTANCE before ATTACHED and MSG_STATE_GEN before a response
+ * whenever the instance's durable generation advanced (docs/PROTOCOL.md 8).
+ */
+#define VTPM_PROTO_VERSION_FRESH	2
 
 /* Plaintext message types (first byte of every transport message). */
 enum vtpm_msg {
@@ -13,8 +19,11 @@ enum vtpm_msg {
 	MSG_ATTACH	= 0x02,	/* guest: u8 version | u32 flags */
 	MSG_ATTACHED	= 0x03,	/* vtpmd: u8 how | u8 name_len | name */
 	MSG_ERROR	= 0x04,	/* u32 code | u16 len | text; the sender closes */
+	MSG_INSTANCE	= 0x05,	/* vtpmd (v2): uuid[16] | u64 generation, before ATTACHED */
+	MSG_ATTACH_CONFIRM = 0x06, /* guest (v2): empty; the generation is acceptable */
 	MSG_TPM_CMD	= 0x10,	/* guest: u8 locality | TPM command */
 	MSG_TPM_RSP	= 0x11,	/* vtpmd: TPM response */
+	MSG_STATE_GEN	= 0x12,	/* vtpmd (v2): u64 generation, before a response */
 	MSG_CTRL	= 0x20,	/* guest: u8 op | args */
 	MSG_CTRL_RSP	= 0x21,	/* vtpmd: u32 result | data */
 };

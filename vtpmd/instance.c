@@ -599,6 +599,13 @@ inst_attach(struct session *s, const struct attest_claims *c, uint32_t flags,
 	return 0;
 }
 
+/* The instance's durable state generation (docs/PROTOCOL.md 8). */
+static uint64_t
+inst_generation(const struct inst *in)
+{
+	return in->rec.perm_gen;
+}
+
 /* Hands the session's fd and cipher states to the worker; the session is done. */
 void
 inst_handoff(struct inst *in, struct session *s)
@@ -615,6 +622,18 @@ inst_handoff(struct inst *in, struct session *s)
 	in->waiting = NULL;
 	if (session_attach_flags(s) & ATTACH_F_AUTO_STARTUP)
 		flags |= IPC_SESS_F_AUTO_STARTUP;
+	if (session_wants_freshness(s)) {
+		uint8_t fresh[SEAL_UUID_LEN + 8];
+
+		/* Before the ciphers move: the worker's counters include it. */
+		memcpy(fresh, in->rec.uuid, SEAL_UUID_LEN);
+		be64_enc(fresh + SEAL_UUID_LEN, inst_generation(in));
+		if (chan_send(ch, MSG_INSTANCE, fresh, sizeof(fresh)) != 0) {
+			session_failed(s, ERR_UNAVAILABLE, "could not send the instance state");
+			return;
+		}
+		flags |= IPC_SESS_F_FRESHNESS;
+	}
 	chan_get_ciphers(ch, &tx, &rx);
 	wbuf_init(&w, msg, sizeof(msg));
 	wbuf_put_u32(&w, flags);
@@ -655,9 +674,10 @@ inst_handoff(struct inst *in, struct session *s)
 static void
 ack_store(struct inst *in, int result)
 {
-	uint8_t b[4];
+	uint8_t b[12];
 
 	be32_enc(b, (uint32_t)(int32_t)result);
+	be64_enc(b + 4, result == 0 ? inst_generation(in) : 0);
 	(void)inst_send(in, IPC_STORE_ACK, b, sizeof(b), NULL, 0, -1);
 }
 

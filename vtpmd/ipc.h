@@ -29,7 +29,8 @@
  *   0x02  IPC_READY         W>P  STARTING (once)                                u8 how | u32 tpm_rc
  *   0x03  IPC_STORE         W>P  STARTING, ACTIVE, STOPPING; one outstanding;   u8 blob_type | u32 len | blob
  *                                VOLATILE only in STOPPING
- *   0x04  IPC_STORE_ACK     P>W  answers IPC_STORE                              i32 result (0 = durable)
+ *   0x04  IPC_STORE_ACK     P>W  answers IPC_STORE                              i32 result (0 = durable) |
+ *                                                                               u64 generation now durable (0 on failure)
  *   0x05  IPC_SESSION       P>W  IDLE; carries the guest fd (SCM_RIGHTS)        u32 flags | u8 how | u8 nlen | name |
  *                                                                               tx key[32] | u64 tx n | rx key[32] | u64 rx n |
  *                                                                               u16 elen | H-CRTM launch event
@@ -97,6 +98,7 @@ enum ipc_type {
 /* IPC_SESSION flags */
 #define IPC_SESS_F_POWER_CYCLE	0x1	/* new launch: reset the TPM first */
 #define IPC_SESS_F_AUTO_STARTUP	0x2	/* send TPM2_Startup(CLEAR) after power-on */
+#define IPC_SESS_F_FRESHNESS	0x4	/* send MSG_STATE_GEN when a store is durable */
 
 /* IPC_SESSION_END reasons */
 enum ipc_end_reason {

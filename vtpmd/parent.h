@@ -142,6 +142,8 @@ void session_attach_ready(struct session *s, struct inst *in, int ok);
 struct chan *session_chan(struct session *s);
 unsigned session_id(const struct session *s);
 uint32_t session_attach_flags(const struct session *s);
+/* The guest attached with version 2: it keeps a freshness record (MSG_INSTANCE). */
+int session_wants_freshness(const struct session *s);
 void session_done(struct session *s);		/* handed off: free, keep the fd */
 void session_failed(struct session *s, int code, const char *why);
 void sessions_expire(const struct timespec *now);

@@ -46,6 +46,7 @@ struct session {
 	uint8_t			 h[NOISE_HASH_LEN];
 	struct attest_claims	 claims;
 	uint32_t		 attach_flags;
+	uint8_t			 version;	/* of ATTACH: 1, or 2 (freshness reports) */
 	unsigned		 id;
 };
 static TAILQ_HEAD(, session) sessions = TAILQ_HEAD_INITIALIZER(sessions);
@@ -227,10 +228,11 @@ session_attach(struct session *s, const uint8_t *body, size_t len)
 		session_fail(s, ERR_PROTOCOL, "malformed ATTACH");
 		return;
 	}
-	if (version != VTPM_PROTO_VERSION) {
+	if (version != VTPM_PROTO_VERSION && version != VTPM_PROTO_VERSION_FRESH) {
 		session_fail(s, ERR_PROTOCOL, "unsupported protocol version");
 		return;
 	}
+	s->version = version;
 	if (s->attach_flags & ~(uint32_t)ATTACH_F_AUTO_STARTUP) {
 		session_fail(s, ERR_PROTOCOL, "unknown ATTACH flags");
 		return;
@@ -275,6 +277,12 @@ uint32_t
 session_attach_flags(const struct session *s)
 {
 	return s->attach_flags;
+}
+
+int
+session_wants_freshness(const struct session *s)
+{
+	return s->version >= VTPM_PROTO_VERSION_FRESH;
 }
 
 void

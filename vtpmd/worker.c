@@ -56,6 +56,14 @@ static struct worker {
 	int		 fresh;		/* powered on from permanent state only */
 	int		 warming;	/* zygote warm-up: state goes nowhere */
 	int		 auto_startup;	/* this session wants Startup after power-on */
+	int		 gen_reports;	/* the guest keeps a freshness record (v2) */
+	uint64_t	 durable_gen;	/* the instance's generation last made durable */
+	uint64_t	 reported_gen;	/* the last one told to the guest */
+	int		 gated;		/* waiting for ATTACH_CONFIRM: change nothing */
+	struct timespec	 gate_until;	/* ... at most until then */
+	uint32_t	 gate_flags;	/* the session's IPC_SESS_F_* while gated */
+	uint8_t		 gate_how;
+	int		 touched;	/* a session started since the state was loaded */
 	uint8_t		 event[HCRTM_EVENT_MAX];	/* H-CRTM launch event */
 	size_t		 event_len;
 } W = { .ipc = WORKER_IPC_FD };
@@ -64,6 +72,10 @@ static uint8_t msgbuf[CHAN_MAX_BODY];
 
 static void worker_stop(void) __attribute__((noreturn));
 static void tpm_after_power_on(void);
+static void session_start(uint32_t flags, uint8_t how);
+
+/* A guest that asked for freshness reports confirms within this (PROTOCOL.md 7). */
+#define WORKER_CONFIRM_TIMEOUT_S	10
 
 /* ---------- IPC with the parent ---------- */
 
@@ -109,6 +121,7 @@ worker_store(uint8_t type, const uint8_t *data, size_t len)
 	size_t blen;
 	struct cursor cur;
 	uint32_t res;
+	uint64_t gen;
 	int fd, rc;
 
 	if (len > IPC_MAX_BLOB) {
@@ -138,8 +151,11 @@ worker_store(uint8_t type, const uint8_t *data, size_t len)
 		if (mtype != IPC_STORE_ACK)
 			fatalx("unexpected message 0x%02x while storing", mtype);
 		cur_init(&cur, body, blen);
-		if (cur_get_u32(&cur, &res) != 0 || cur_end(&cur) != 0)
+		if (cur_get_u32(&cur, &res) != 0 || cur_get_u64(&cur, &gen) != 0 ||
+		    cur_end(&cur) != 0)
 			fatalx("malformed store ack");
+		if ((int32_t)res == 0 && gen > W.durable_gen)
+			W.durable_gen = gen;
 		if ((int32_t)res != 0)
 			log_warnx("parent could not store state: %s",
 			    vtpm_strerror((int32_t)res));
@@ -797,22 +813,46 @@ session_end(uint8_t reason)
 	stats_flush();		/* allowed only while the parent sees the session */
 	chan_free(W.ch);
 	W.ch = NULL;
+	W.gated = 0;
 	W.state = W_IDLE;
 	W.locality = 0;
 	if (ipc_send(W.ipc, IPC_SESSION_END, &reason, 1, -1) != 0)
 		_exit(2);
 }
 
+/*
+ * Tells a guest that keeps a freshness record how far the instance's
+ * durable state has advanced, just before a response: never unasked (the
+ * guest reads an unasked message as the end of the session), and only
+ * generations the parent acknowledged as committed (docs/PROTOCOL.md 8).
+ */
+static int
+report_generation(void)
+{
+	uint8_t b[8];
+	int rc;
+
+	if (!W.gen_reports || W.durable_gen <= W.reported_gen)
+		return 0;
+	be64_enc(b, W.durable_gen);
+	if ((rc = chan_send(W.ch, MSG_STATE_GEN, b, sizeof(b))) == 0)
+		W.reported_gen = W.durable_gen;
+	return rc;
+}
+
 static int
 send_ctrl_rsp(uint32_t result, const uint8_t *data, size_t len)
 {
 	uint8_t out[8];
+	int rc;
 
 	be32_enc(out, result);
 	if (len > 4)
 		return VTPM_E_TOOBIG;
 	if (len > 0)
 		memcpy(out + 4, data, len);
+	if ((rc = report_generation()) != 0)
+		return rc;
 	return chan_send(W.ch, MSG_CTRL_RSP, out, 4 + len);
 }
 
@@ -907,6 +947,7 @@ handle_tpm_cmd(const uint8_t *body, size_t len)
 {
 	uint32_t size, rlen;
 	uint8_t loc;
+	int rc;
 
 	if (len < 1 + TPM2_HDR_LEN || len > 1 + TPM2_MAX_CMD)
 		return VTPM_E_FORMAT;
@@ -917,6 +958,8 @@ handle_tpm_cmd(const uint8_t *body, size_t len)
 	W.locality = loc;
 	(void)tpm_run(body + 1, size, &rlen);
 	stats_count();
+	if ((rc = report_generation()) != 0)
+		return rc;
 	return chan_send(W.ch, MSG_TPM_RSP, W.rsp, rlen);
 }
 
@@ -948,6 +991,19 @@ session_readable(void)
 			    vtpm_strerror(rc));
 			session_end(END_BAD_FRAME);
 			return;
+		}
+		if (W.gated) {
+			/* only ATTACH_CONFIRM (empty) opens a gated session */
+			if (type != MSG_ATTACH_CONFIRM || blen != 0) {
+				log_warnx("session ended: message 0x%02x before "
+				    "ATTACH_CONFIRM", type);
+				session_end(END_BAD_FRAME);
+				return;
+			}
+			session_start(W.gate_flags, W.gate_how);
+			if (W.ch == NULL)
+				return;
+			continue;
 		}
 		if (type == MSG_TPM_CMD)
 			rc = handle_tpm_cmd(msgbuf, blen);
@@ -992,7 +1048,12 @@ worker_stop(void)
 		session_end(END_KICKED);
 	W.state = W_STOPPING;
 	if (W.running) {
-		if (!W.guest_shutdown)
+		/*
+		 * A TPM no session ever started on is as it was loaded: a
+		 * Shutdown now would commit permanent state no guest asked for
+		 * (docs/PROTOCOL.md 8: a refused attach changes nothing).
+		 */
+		if (!W.guest_shutdown && W.touched)
 			(void)tpm_shutdown(TPM2_SU_STATE);
 		if (TPMLIB_VolatileAll_Store(&buf, &len) == TPM_SUCCESS && buf != NULL) {
 			if (worker_store(IPC_BLOB_VOLATILE, buf, len) == 0)
@@ -1016,7 +1077,7 @@ handle_session(const uint8_t *body, size_t len, int fd)
 	struct noise_cipher tx, rx;
 	struct cursor cur;
 	uint32_t flags;
-	uint8_t how, nlen, out[2 + 64];
+	uint8_t how, nlen;
 	const uint8_t *name, *event;
 	uint16_t elen;
 
@@ -1035,6 +1096,9 @@ handle_session(const uint8_t *body, size_t len, int fd)
 	memcpy(W.event, event, elen);
 	W.event_len = elen;
 	W.auto_startup = (flags & IPC_SESS_F_AUTO_STARTUP) != 0;
+	W.gen_reports = (flags & IPC_SESS_F_FRESHNESS) != 0;
+	/* INSTANCE told the guest the parent's generation, at least this one */
+	W.reported_gen = W.durable_gen;
 	tx.has_key = rx.has_key = 1;
 	if ((W.ch = chan_new(fd, 0)) == NULL)
 		fatalx("out of memory");
@@ -1042,7 +1106,34 @@ handle_session(const uint8_t *body, size_t len, int fd)
 	sodium_memzero(&tx, sizeof(tx));
 	sodium_memzero(&rx, sizeof(rx));
 	W.state = W_ACTIVE;
+	memcpy(W.name, name, nlen);
+	W.name[nlen] = '\0';
+	if (W.gen_reports) {
+		/*
+		 * The guest checks the generation the parent sent it (MSG_INSTANCE)
+		 * against its freshness record. Until it confirms, nothing may
+		 * change the state: a rolled-back store must not be able to climb
+		 * past the guest's record through the guest's own refused attaches.
+		 */
+		W.gated = 1;
+		W.gate_flags = flags;
+		W.gate_how = how;
+		clock_gettime(CLOCK_MONOTONIC, &W.gate_until);
+		W.gate_until.tv_sec += WORKER_CONFIRM_TIMEOUT_S;
+		return;
+	}
+	session_start(flags, how);
+}
 
+/* The session's first steps (power-cycle, Startup) and ATTACHED. */
+static void
+session_start(uint32_t flags, uint8_t how)
+{
+	uint8_t out[2 + 64];
+	size_t nlen = strlen(W.name);
+
+	W.gated = 0;
+	W.touched = 1;
 	if (flags & IPC_SESS_F_POWER_CYCLE) {
 		log_info("new launch: power-cycling the TPM");
 		tpm_power_off();
@@ -1054,9 +1145,9 @@ handle_session(const uint8_t *body, size_t len, int fd)
 	if (how != ATTACHED_RESUMED)
 		tpm_after_power_on();
 	out[0] = how;
-	out[1] = nlen;
-	memcpy(out + 2, name, nlen);
-	if (chan_send(W.ch, MSG_ATTACHED, out, 2 + (size_t)nlen) != 0) {
+	out[1] = (uint8_t)nlen;
+	memcpy(out + 2, W.name, nlen);
+	if (chan_send(W.ch, MSG_ATTACHED, out, 2 + nlen) != 0) {
 		session_end(END_IO);
 		return;
 	}
@@ -1107,6 +1198,23 @@ handle_init(const uint8_t *body, size_t len)
 	if (rc != 0)
 		_exit(3);
 	W.state = W_IDLE;
+}
+
+/* A gated session's deadline: 1 once passed, else *wait cut to what is left. */
+static int
+gate_expired(int *wait)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(W.gate_until.tv_sec - now.tv_sec) * 1000 +
+	    (W.gate_until.tv_nsec - now.tv_nsec) / 1000000;
+	if (ms <= 0)
+		return 1;
+	if (*wait < 0 || ms < *wait)
+		*wait = (int)ms;
+	return 0;
 }
 
 static void
@@ -1200,12 +1308,21 @@ worker_run(uid_t uid, gid_t gid)
 	sandbox_worker_enter(uid, gid);
 
 	for (;;) {
+		int wait;
+
 		pfd[0].fd = W.ipc;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = W.ch != NULL ? chan_fd(W.ch) : -1;
 		pfd[1].events = POLLIN;
 		/* counted commands not yet reported: report them after a quiet second */
-		n = poll(pfd, 2, stats_commands > 0 && W.ch != NULL ? 1000 : -1);
+		wait = stats_commands > 0 && W.ch != NULL ? 1000 : -1;
+		if (W.gated && gate_expired(&wait)) {
+			log_warnx("session ended: no ATTACH_CONFIRM within %d s",
+			    WORKER_CONFIRM_TIMEOUT_S);
+			session_end(END_IO);
+			continue;
+		}
+		n = poll(pfd, 2, wait);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -362,6 +362,12 @@ if start_vtpmd store; then
 	rec store.backup_skipped 1 bool
 fi
 
+# ---- load (`make load`): only with BENCH_LOAD=1, it takes minutes --------------------
+if [ -n "${BENCH_LOAD:-}" ]; then
+	section "load: ${LOAD_GUESTS:-200} guests, mixed commands, ${LOAD_SECONDS:-120} s"
+	bench "$TOP/tests/bench/run-load.sh"
+fi
+
 # ---- summary ------------------------------------------------------------------------
 section "summary"
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -1789,6 +1789,291 @@ cmd_crypto(void)
 	return 0;
 }
 
+/* ---- load: N guests, a mix of commands, errors counted (make load) ---- */
+
+enum { LD_GETRANDOM, LD_PCR_EXTEND, LD_PCR_READ, LD_NV_INCREMENT, LD_CREATE_PRIMARY,
+	LD_FLUSH, LD_KINDS };
+static const char *const ld_names[LD_KINDS] = { "GetRandom", "PCR_Extend", "PCR_Read",
+	"NV_Increment", "CreatePrimary", "FlushContext" };
+
+/* CreatePrimary of an ECC P-256 storage key under the owner hierarchy. */
+static size_t
+ld_create_primary(uint8_t *out)
+{
+	static const uint8_t body[] = {
+		0x80, 0x02, 0, 0, 0, 0, 0x00, 0x00, 0x01, 0x31,	/* TPM_CC_CreatePrimary */
+		0x40, 0x00, 0x00, 0x01,				/* TPM_RH_OWNER */
+		0, 0, 0, 9, 0x40, 0, 0, 9, 0, 0, 0, 0, 0,	/* empty password session */
+		0, 4, 0, 0, 0, 0,				/* inSensitive: empty */
+		0, 26,						/* inPublic size */
+		0x00, 0x23, 0x00, 0x0b,				/* ECC, SHA-256 */
+		0x00, 0x03, 0x00, 0x72,				/* storage key attributes */
+		0, 0,						/* authPolicy */
+		0x00, 0x06, 0x00, 0x80, 0x00, 0x43,		/* AES-128-CFB */
+		0x00, 0x10, 0x00, 0x03, 0x00, 0x10,		/* scheme NULL, P-256, kdf NULL */
+		0, 0, 0, 0,					/* unique x, y: empty */
+		0, 0,						/* outsideInfo */
+		0, 0, 0, 0,					/* creationPCR: none */
+	};
+
+	memcpy(out, body, sizeof(body));
+	be32_enc(out + 2, sizeof(body));
+	return sizeof(body);
+}
+
+static size_t
+ld_flush(uint8_t *out, uint32_t handle)
+{
+	memcpy(out, "\x80\x01\0\0\0\x0e\0\0\x01\x65", 10);	/* TPM_CC_FlushContext */
+	be32_enc(out + 10, handle);
+	return 14;
+}
+
+static size_t
+ld_pcr_read(uint8_t *out)
+{
+	static const uint8_t body[] = {
+		0x80, 0x01, 0, 0, 0, 20, 0x00, 0x00, 0x01, 0x7e,	/* TPM_CC_PCR_Read */
+		0, 0, 0, 1, 0x00, 0x0b, 3, 0x00, 0x00, 0x01,	/* sha256: PCR 16 */
+	};
+
+	memcpy(out, body, sizeof(body));
+	return sizeof(body);
+}
+
+struct lconn {
+	struct vguest	 g;
+	uint64_t	 sent;
+	int		 kind;		/* of the command in flight */
+	uint32_t	 handle;	/* a primary to flush next, or 0 */
+	int		 dead;
+	unsigned	 rnd;
+};
+
+/* Picks and sends the guest's next command. */
+static void
+ld_send(struct lconn *c, unsigned long *errs)
+{
+	uint8_t cmd[TPM_CMD_MAX], msg[1 + TPM_CMD_MAX];
+	size_t len;
+	unsigned r;
+	int rc;
+
+	r = rand_r(&c->rnd) % 1000;
+	if (c->handle != 0) {
+		c->kind = LD_FLUSH;
+		len = ld_flush(cmd, c->handle);
+	} else if (r < 400) {
+		c->kind = LD_GETRANDOM;
+		len = tpmcmd_get_random(cmd, 32);
+	} else if (r < 650) {
+		c->kind = LD_PCR_EXTEND;
+		len = tpmcmd_pcr_extend(cmd, 16, (uint8_t)r);
+	} else if (r < 800) {
+		c->kind = LD_PCR_READ;
+		len = ld_pcr_read(cmd);
+	} else if (r < 990) {
+		c->kind = LD_NV_INCREMENT;
+		len = tpmcmd_nv_increment(cmd, BENCH_NV_INDEX);
+	} else {
+		c->kind = LD_CREATE_PRIMARY;
+		len = ld_create_primary(cmd);
+	}
+	msg[0] = 0;
+	memcpy(msg + 1, cmd, len);
+	c->sent = bench_now_ns();
+	if ((rc = chan_send(c->g.ch, MSG_TPM_CMD, msg, 1 + len)) != 0) {
+		note("guest %s: send: %s", c->g.name, vtpm_strerror(rc));
+		(*errs)++;
+		c->dead = 1;
+	}
+}
+
+static long
+ld_nofile_limit(void)
+{
+	struct rlimit rl;
+
+	return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)rl.rlim_cur : -1;
+}
+
+static int
+cmd_load(void)
+{
+	struct epoll_event ev, evs[256];
+	struct lconn *cs;
+	struct mconn *ms;
+	struct samples all, per[LD_KINDS];
+	unsigned long count[LD_KINDS] = { 0 }, errs = 0, done = 0;
+	uint64_t t_start, t_end, now;
+	struct mem_kib m;
+	long rss = 0, pss = 0;
+	pid_t kids[4096];
+	size_t nk = 0, j;
+	char k[128];
+	int ep, i, n, kk, inflight = 0;
+
+	if (!O.have_server)
+		die("load needs --server");
+	bench_raise_nofile(4 * O.n + 64);
+	note("RLIMIT_NOFILE of this client: %ld", ld_nofile_limit());
+	if ((cs = calloc((size_t)O.n, sizeof(*cs))) == NULL ||
+	    (ms = calloc((size_t)O.n, sizeof(*ms))) == NULL)
+		die("out of memory");
+	for (i = 0; i < O.n; i++) {
+		vg_init(&ms[i].g, O.base, (uint32_t)i);
+		ms[i].p.kind = T_VTPMD;
+		ms[i].p.g = &ms[i].g;
+	}
+	note("attaching %d guests", O.n);
+	note("attached in %.1f s", attach_parallel(ms, O.n, O.threads));
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		die("epoll_create1");
+	for (i = 0; i < O.n; i++) {
+		int fd;
+
+		define_counter(&ms[i].p, O.label);
+		cs[i].g = ms[i].g;
+		cs[i].rnd = (unsigned)i * 2654435761u + 1;
+		fd = chan_fd(cs[i].g.ch);
+		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
+			die("fcntl");
+		ev.events = EPOLLIN;
+		ev.data.ptr = &cs[i];
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+			die("epoll_ctl");
+	}
+	samples_init(&all, 2000000);
+	for (i = 0; i < LD_KINDS; i++)
+		samples_init(&per[i], 1000000);
+	t_start = bench_now_ns();
+	t_end = t_start + (uint64_t)(O.seconds * 1e9);
+	for (i = 0; i < O.n; i++) {
+		ld_send(&cs[i], &errs);
+		inflight += !cs[i].dead;
+	}
+	while (inflight > 0) {
+		n = epoll_wait(ep, evs, 256, 30000);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			note("no progress for 30 s with %d commands in flight", inflight);
+			errs += (unsigned long)inflight;
+			break;
+		}
+		now = bench_now_ns();
+		for (kk = 0; kk < n; kk++) {
+			struct lconn *c = evs[kk].data.ptr;
+			const uint8_t *frame;
+			uint8_t rsp[TPM_CMD_MAX * 2], type;
+			size_t flen, rlen;
+			uint32_t code;
+			int rc;
+
+			if (c->dead)
+				continue;
+			rc = chan_read_frame(c->g.ch, &frame, &flen);
+			if (rc == 0)
+				continue;
+			if (rc > 0)
+				rc = chan_open(c->g.ch, frame, flen, &type, rsp, sizeof(rsp), &rlen);
+			if (rc < 0 || (rc == 0 && type != MSG_TPM_RSP)) {
+				note("guest %s: %s", c->g.name, rc < 0 ? vtpm_strerror(rc) :
+				    "unexpected message");
+				errs++;
+				c->dead = 1;
+				inflight--;
+				(void)epoll_ctl(ep, EPOLL_CTL_DEL, chan_fd(c->g.ch), NULL);
+				continue;
+			}
+			code = tpmrsp_code(rsp, rlen);
+			if (code != 0) {
+				note("guest %s: %s answered 0x%x", c->g.name, ld_names[c->kind],
+				    code);
+				errs++;
+			}
+			if (c->kind == LD_CREATE_PRIMARY && code == 0 && rlen >= 14)
+				c->handle = be32_dec(rsp + 10);
+			else if (c->kind == LD_FLUSH)
+				c->handle = 0;
+			count[c->kind]++;
+			done++;
+			samples_add(&all, now - c->sent);
+			samples_add(&per[c->kind], now - c->sent);
+			inflight--;
+			if (now < t_end || c->handle != 0) {
+				ld_send(c, &errs);
+				inflight += !c->dead;
+			}
+		}
+	}
+	/* memory of vtpmd and its workers at the end of the run */
+	if (O.vtpmd_pid > 0) {
+		if (mem_read(O.vtpmd_pid, &m) == 0) {
+			rss += m.rss;
+			pss += m.pss;
+		}
+		nk = proc_children(O.vtpmd_pid, kids, 4096);
+		for (j = 0; j < nk; j++) {
+			pid_t gk[4096];
+			size_t ng = proc_children(kids[j], gk, 4096), q;
+
+			if (mem_read(kids[j], &m) == 0) {
+				rss += m.rss;
+				pss += m.pss;
+			}
+			for (q = 0; q < ng; q++)	/* workers forked by the zygote */
+				if (mem_read(gk[q], &m) == 0) {
+					rss += m.rss;
+					pss += m.pss;
+				}
+		}
+	}
+	snprintf(k, sizeof(k), "load.%s.guests", O.label);
+	result(k, O.n, "guests");
+	snprintf(k, sizeof(k), "load.%s.commands", O.label);
+	result(k, (double)done, "commands");
+	snprintf(k, sizeof(k), "load.%s.errors", O.label);
+	result(k, (double)errs, "errors");
+	snprintf(k, sizeof(k), "load.%s.ops", O.label);
+	result(k, (double)done / O.seconds, "ops/s");
+	snprintf(k, sizeof(k), "load.%s.p50", O.label);
+	result(k, samples_pct_us(&all, 0.5), "us");
+	snprintf(k, sizeof(k), "load.%s.p99", O.label);
+	result(k, samples_pct_us(&all, 0.99), "us");
+	for (i = 0; i < LD_KINDS; i++) {
+		if (count[i] == 0)
+			continue;
+		snprintf(k, sizeof(k), "load.%s.%s.count", O.label, ld_names[i]);
+		result(k, (double)count[i], "commands");
+		snprintf(k, sizeof(k), "load.%s.%s.p50", O.label, ld_names[i]);
+		result(k, samples_pct_us(&per[i], 0.5), "us");
+		snprintf(k, sizeof(k), "load.%s.%s.p99", O.label, ld_names[i]);
+		result(k, samples_pct_us(&per[i], 0.99), "us");
+	}
+	if (O.vtpmd_pid > 0) {
+		snprintf(k, sizeof(k), "load.%s.server_rss", O.label);
+		result(k, (double)rss / 1024.0, "MiB");
+		snprintf(k, sizeof(k), "load.%s.server_pss", O.label);
+		result(k, (double)pss / 1024.0, "MiB");
+	}
+	note("%s: %d guests, %lu commands in %.0f s, %lu errors, p50 %.0f us, p99 %.0f us",
+	    O.label, O.n, done, O.seconds, errs, samples_pct_us(&all, 0.5),
+	    samples_pct_us(&all, 0.99));
+	for (i = 0; i < O.n; i++) {
+		if (!cs[i].dead) {
+			int fd = chan_fd(cs[i].g.ch);
+
+			(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+			vg_detach(&cs[i].g);
+		}
+		vg_free(&cs[i].g);
+	}
+	free(cs);
+	free(ms);
+	return errs == 0 ? 0 : 1;
+}
+
 /* ======================================================================
  * main
  * ====================================================================== */
@@ -1804,6 +2089,8 @@ usage(FILE *f)
 "               NV_Increment of an ordinary counter, one guest\n"
 "  nvmulti      (--server EP | --swtpm-dir DIR) --n GUESTS --seconds S --label L\n"
 "               aggregate NV_Increment/s, one outstanding command per guest\n"
+"  load         --server EP --n GUESTS --seconds S --label L [--vtpmd-pid PID]\n"
+"               a mix of commands from every guest; errors, p50/p99, server memory\n"
 "  attach       --server EP --phase new|hot|resume --n N [--rounds R] [--admin SOCK]\n"
 "  hold         --server EP --vtpmd-pid PID --n N [--threads T] --label L\n"
 "               N attached instances; PSS of the parent and its workers\n"
@@ -1906,6 +2193,8 @@ main(int argc, char **argv)
 		return cmd_nvmulti();
 	if (strcmp(cmd, "attach") == 0)
 		return cmd_attach();
+	if (strcmp(cmd, "load") == 0)
+		return cmd_load();
 	if (strcmp(cmd, "hold") == 0)
 		return cmd_hold();
 	if (strcmp(cmd, "admin-list") == 0)

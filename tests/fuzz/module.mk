@@ -11,9 +11,10 @@ FUZZ_NAMES     := $(FUZZ_HARNESSES:tests/fuzz/fuzz_%.c=%)
 FUZZ_SECONDS   ?= 30
 FUZZ_CC        ?= clang
 FUZZ_EXTRA_OBJS := $(BUILD)/obj/vtpmd/ipc.o $(BUILD)/obj/vtpmd/config.o $(BUILD)/obj/guest-driver/local_proto.o \
-	$(BUILD)/obj/guest-driver/rm.o \
+	$(BUILD)/obj/guest-driver/rm.o $(BUILD)/obj/guest-driver/freshness.o \
 	$(BUILD)/obj/guest-driver/tpm_frame.o $(BUILD)/obj/guest-driver/swtpm_ctrl.o
 FUZZ_EXTRA_SRCS := vtpmd/ipc.c vtpmd/config.c guest-driver/local_proto.c guest-driver/rm.c \
+	guest-driver/freshness.c \
 	guest-driver/tpm_frame.c guest-driver/swtpm_ctrl.c
 FUZZ_LIBS      ?= $(LIB_LMDB) $(LIB_JSON) $(LIB_CRYPTO) $(LIB_SODIUM)
 
