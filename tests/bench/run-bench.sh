@@ -8,7 +8,9 @@
 # Environment: BUILD (default ./build), BENCH_QUICK=1 (small sizes, for
 # trying the script), KEEP=1 (keep the scratch directory), BENCH_OUT (results
 # directory, default bench-results), BENCH_REV (the vtpmd revision to name
-# when the tree is not a git checkout). Every process this script starts is
+# when the tree is not a git checkout), BENCH_LOAD=1 (also `make load`),
+# BENCH_FLEET=0 (skip the etcd figures, which run when etcd is installed).
+# Every process this script starts is
 # stopped by its pid on exit.
 set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -368,6 +370,12 @@ if [ -n "${BENCH_LOAD:-}" ]; then
 	bench "$TOP/tests/bench/run-load.sh"
 fi
 
+# ---- the etcd backend beside LMDB (issue 10; `make bench-fleet` alone) ---------------
+if [ "${BENCH_FLEET:-1}" != 0 ] && command -v etcd >/dev/null; then
+	section "etcd backend beside LMDB: durable NV_Increment, 1 and 64 guests"
+	"$TOP/tests/bench/run-bench-fleet.sh" 2>&1 | tee "$W/fleet.txt" | sed 's/^/  /' | tee -a "$LOG"
+fi
+
 # ---- summary ------------------------------------------------------------------------
 section "summary"
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -378,6 +386,16 @@ RFILE=$OUT/RESULTS-$DATE.md
 "$TOP/tests/bench/summarize.sh" "$RES" "$W/machine.md" "$LOAD_END" "$ELAPSED" >"$W/summary.md"
 cat "$W/summary.md"
 cp "$W/summary.md" "$RFILE"
+if [ -s "$W/fleet.txt" ]; then
+	{
+		echo
+		echo "## The etcd backend beside LMDB (tests/bench/run-bench-fleet.sh)"
+		echo
+		echo '```'
+		cat "$W/fleet.txt"
+		echo '```'
+	} >>"$RFILE"
+fi
 {
 	echo
 	echo "## Raw results"
