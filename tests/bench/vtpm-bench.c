@@ -1116,7 +1116,7 @@ smaps_by_mapping(pid_t pid, struct mapping_pd *out, int cap)
 				snprintf(anon, sizeof(anon), "[anon:%s]", prev);
 				b = anon;
 			} else if (b[0] != '[') {
-				snprintf(prev, sizeof(prev), "%s", b);
+				snprintf(prev, sizeof(prev), "%.159s", b);
 			}
 			for (i = 0; i < n && strcmp(out[i].name, b) != 0; i++)
 				;
