@@ -8,7 +8,6 @@
  * plaintext is used, and the released key is parsed by hand inside guarded
  * memory. Broker text that reaches a log is reduced to printable ASCII.
  */
-#include <dlfcn.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -18,10 +17,10 @@
 #include <unistd.h>
 
 #define CURL_DISABLE_TYPECHECK
-#include <curl/curl.h>
 #include <json-c/json.h>
 #include <sodium.h>
 
+#include "curl_dl.h"
 #include "jose.h"
 #include "keyprov_impl.h"
 #include "log.h"
@@ -37,71 +36,6 @@
 #define KBS_NONCE_MAX		1024
 #define KBS_TIMEOUT_MS		15000
 #define KBS_CONNECT_MS		10000
-
-/* ---- libcurl, loaded on demand ----------------------------------------- */
-
-struct kbs_curl_api {
-	CURLcode	 (*global_init)(long);
-	CURL		*(*easy_init)(void);
-	CURLcode	 (*easy_setopt)(CURL *, CURLoption, ...);
-	CURLcode	 (*easy_perform)(CURL *);
-	CURLcode	 (*easy_getinfo)(CURL *, CURLINFO, ...);
-	void		 (*easy_cleanup)(CURL *);
-	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
-	void		 (*slist_free_all)(struct curl_slist *);
-	const char	*(*easy_strerror)(CURLcode);
-};
-
-static struct kbs_curl_api kbs_curl;
-static void *kbs_curl_dl;
-
-static const struct {
-	const char	*name;
-	size_t		 off;
-} kbs_curl_syms[] = {
-	{ "curl_global_init",	offsetof(struct kbs_curl_api, global_init) },
-	{ "curl_easy_init",	offsetof(struct kbs_curl_api, easy_init) },
-	{ "curl_easy_setopt",	offsetof(struct kbs_curl_api, easy_setopt) },
-	{ "curl_easy_perform",	offsetof(struct kbs_curl_api, easy_perform) },
-	{ "curl_easy_getinfo",	offsetof(struct kbs_curl_api, easy_getinfo) },
-	{ "curl_easy_cleanup",	offsetof(struct kbs_curl_api, easy_cleanup) },
-	{ "curl_slist_append",	offsetof(struct kbs_curl_api, slist_append) },
-	{ "curl_slist_free_all", offsetof(struct kbs_curl_api, slist_free_all) },
-	{ "curl_easy_strerror",	offsetof(struct kbs_curl_api, easy_strerror) },
-};
-
-/* Loads libcurl once (main thread, before any fetch thread exists). */
-static int
-kbs_curl_load(void)
-{
-	void *sym;
-	size_t i;
-
-	if (kbs_curl_dl != NULL)
-		return 0;
-	if ((kbs_curl_dl = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		log_warnx("kbs: cannot load libcurl.so.4: %s", dlerror());
-		return VTPM_E_UNSUPPORTED;
-	}
-	for (i = 0; i < sizeof(kbs_curl_syms) / sizeof(kbs_curl_syms[0]); i++) {
-		if ((sym = dlsym(kbs_curl_dl, kbs_curl_syms[i].name)) == NULL) {
-			log_warnx("kbs: libcurl lacks %s", kbs_curl_syms[i].name);
-			goto fail;
-		}
-		/* a data pointer and a function pointer have one size on Linux */
-		memcpy((char *)&kbs_curl + kbs_curl_syms[i].off, &sym, sizeof(sym));
-	}
-	if (kbs_curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_warnx("kbs: curl_global_init failed");
-		goto fail;
-	}
-	return 0;
-fail:
-	dlclose(kbs_curl_dl);
-	kbs_curl_dl = NULL;
-	memset(&kbs_curl, 0, sizeof(kbs_curl));
-	return VTPM_E_UNSUPPORTED;
-}
 
 /* ---- provider state ---------------------------------------------------- */
 
@@ -218,7 +152,7 @@ kbs_open(struct keyprov *kp, const char *arg, const struct keyprov_config *cfg)
 		log_warn("kbs: CA file %s", cfg->kc_ca_file);
 		return VTPM_E_INVAL;
 	}
-	if ((rc = kbs_curl_load()) != 0)
+	if ((rc = vtpm_curl_load("kbs")) != 0)
 		return rc;
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return VTPM_E_NOMEM;
@@ -324,7 +258,7 @@ kbs_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ulto
 }
 
 /* curl_easy_setopt with a success check (setopt returns CURLE_OK or an error). */
-#define KBS_SETOPT(h, opt, val) (kbs_curl.easy_setopt((h), (opt), (val)) == CURLE_OK)
+#define KBS_SETOPT(h, opt, val) (vtpm_curl.easy_setopt((h), (opt), (val)) == CURLE_OK)
 
 static int
 kbs_session_init(struct keyprov *kp, struct kbs_session *s)
@@ -335,7 +269,7 @@ kbs_session_init(struct keyprov *kp, struct kbs_session *s)
 
 	memset(s, 0, sizeof(*s));
 	s->k = k;
-	if ((h = kbs_curl.easy_init()) == NULL)
+	if ((h = vtpm_curl.easy_init()) == NULL)
 		return keyprov_fail(kp, VTPM_E_NOMEM, "curl_easy_init failed");
 	s->h = h;
 	ok = KBS_SETOPT(h, CURLOPT_PROTOCOLS_STR, k->allow_http ? "http,https" : "https") &&
@@ -371,7 +305,7 @@ static void
 kbs_session_free(struct kbs_session *s)
 {
 	if (s->h != NULL)
-		kbs_curl.easy_cleanup(s->h);
+		vtpm_curl.easy_cleanup(s->h);
 	free(s->body);
 	sodium_memzero(s->cookie, sizeof(s->cookie));
 	memset(s, 0, sizeof(*s));
@@ -434,11 +368,11 @@ kbs_request(struct keyprov *kp, struct kbs_session *s, const char *path,
 	s->overflow = 0;
 	s->errbuf[0] = '\0';
 	*status = 0;
-	if ((t = kbs_curl.slist_append(hdrs, "Accept: application/json")) == NULL)
+	if ((t = vtpm_curl.slist_append(hdrs, "Accept: application/json")) == NULL)
 		goto nomem;
 	hdrs = t;
 	if (body != NULL) {
-		if ((t = kbs_curl.slist_append(hdrs, "Content-Type: application/json")) == NULL)
+		if ((t = vtpm_curl.slist_append(hdrs, "Content-Type: application/json")) == NULL)
 			goto nomem;
 		hdrs = t;
 	}
@@ -446,7 +380,7 @@ kbs_request(struct keyprov *kp, struct kbs_session *s, const char *path,
 		char c[sizeof("Cookie: ") + sizeof(s->cookie)];
 
 		snprintf(c, sizeof(c), "Cookie: %s", s->cookie);
-		t = kbs_curl.slist_append(hdrs, c);
+		t = vtpm_curl.slist_append(hdrs, c);
 		sodium_memzero(c, sizeof(c));
 		if (t == NULL)
 			goto nomem;
@@ -465,9 +399,9 @@ kbs_request(struct keyprov *kp, struct kbs_session *s, const char *path,
 		    method, url);
 		goto done;
 	}
-	cc = kbs_curl.easy_perform(s->h);
+	cc = vtpm_curl.easy_perform(s->h);
 	if (cc == CURLE_OK) {
-		if (kbs_curl.easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, status) != CURLE_OK)
+		if (vtpm_curl.easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, status) != CURLE_OK)
 			rc = keyprov_fail(kp, VTPM_E_IO, "%s %s: no HTTP status", method, url);
 	} else if (s->overflow) {
 		rc = keyprov_fail(kp, VTPM_E_FORMAT, "%s %s: response larger than %d "
@@ -477,14 +411,14 @@ kbs_request(struct keyprov *kp, struct kbs_session *s, const char *path,
 	} else {
 		rc = keyprov_fail(kp, cc == CURLE_OPERATION_TIMEDOUT ? VTPM_E_TIMEOUT :
 		    VTPM_E_IO, "%s %s: %s", method, url,
-		    s->errbuf[0] ? s->errbuf : kbs_curl.easy_strerror(cc));
+		    s->errbuf[0] ? s->errbuf : vtpm_curl.easy_strerror(cc));
 	}
 done:
-	kbs_curl.easy_setopt(s->h, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-	kbs_curl.slist_free_all(hdrs);
+	vtpm_curl.easy_setopt(s->h, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+	vtpm_curl.slist_free_all(hdrs);
 	return rc;
 nomem:
-	kbs_curl.slist_free_all(hdrs);
+	vtpm_curl.slist_free_all(hdrs);
 	return keyprov_fail(kp, VTPM_E_NOMEM, "out of memory");
 }
 

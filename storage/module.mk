@@ -5,7 +5,7 @@
 # the store (the parent); never by a TPM worker.
 STORAGE_SRCS := storage/seal.c storage/store.c storage/store_lmdb.c storage/store_etcd.c \
 	storage/etcd_json.c storage/keyprov.c \
-	storage/keyprov_kbs.c storage/jose.c storage/rewrap.c \
+	storage/keyprov_kbs.c storage/curl_dl.c storage/jose.c storage/rewrap.c \
 	storage/kbs_evidence.c
 # The backup/export container (keyless, also linked by vtpmctl for offline
 # verify) and the keys that MAC it (the daemon only).

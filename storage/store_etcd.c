@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,10 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <json-c/json.h>
 #include <sodium.h>
 
+#include "curl_dl.h"
 #include "cursor.h"
 #include "etcd_json.h"
 #include "log.h"
@@ -35,59 +34,6 @@
 #define ETCD_URL_MAX		256
 #define ETCD_TXN_RETRIES	4
 #define ETCD_MAX_CLAIMS		4096
-
-/* ---- libcurl, loaded once ----------------------------------------------- */
-
-static struct {
-	CURLcode	 (*global_init)(long);
-	CURL		*(*easy_init)(void);
-	CURLcode	 (*easy_setopt)(CURL *, CURLoption, ...);
-	CURLcode	 (*easy_perform)(CURL *);
-	CURLcode	 (*easy_getinfo)(CURL *, CURLINFO, ...);
-	void		 (*easy_cleanup)(CURL *);
-	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
-	void		 (*slist_free_all)(struct curl_slist *);
-	const char	*(*easy_strerror)(CURLcode);
-} ec;
-static void *ec_dl;
-
-static int
-etcd_curl_load(void)
-{
-	static const char *const names[] = {
-		"curl_global_init", "curl_easy_init", "curl_easy_setopt",
-		"curl_easy_perform", "curl_easy_getinfo", "curl_easy_cleanup",
-		"curl_slist_append", "curl_slist_free_all", "curl_easy_strerror",
-	};
-	void *syms[sizeof(names) / sizeof(names[0])];
-	size_t i;
-
-	_Static_assert(sizeof(ec) == sizeof(syms), "symbol table and struct differ");
-	if (ec_dl != NULL)
-		return 0;
-	if ((ec_dl = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		log_warnx("etcd: cannot load libcurl.so.4: %s", dlerror());
-		return VTPM_E_UNSUPPORTED;
-	}
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if ((syms[i] = dlsym(ec_dl, names[i])) == NULL) {
-			log_warnx("etcd: libcurl lacks %s", names[i]);
-			dlclose(ec_dl);
-			ec_dl = NULL;
-			return VTPM_E_UNSUPPORTED;
-		}
-	}
-	/* the members are function pointers of one size, in this order */
-	memcpy(&ec, syms, sizeof(ec));
-	if (ec.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_warnx("etcd: curl_global_init failed");
-		dlclose(ec_dl);
-		ec_dl = NULL;
-		memset(&ec, 0, sizeof(ec));
-		return VTPM_E_UNSUPPORTED;
-	}
-	return 0;
-}
 
 /* ---- state -------------------------------------------------------------- */
 
@@ -303,7 +249,7 @@ etcd_write_cb(char *p, size_t sz, size_t n, void *arg)
 	return len;
 }
 
-#define ETCD_SETOPT(h, opt, val) (ec.easy_setopt((h), (opt), (val)) == CURLE_OK)
+#define ETCD_SETOPT(h, opt, val) (vtpm_curl.easy_setopt((h), (opt), (val)) == CURLE_OK)
 
 static int
 etcd_http_init(struct store_etcd *st, struct etcd_http *c)
@@ -312,7 +258,7 @@ etcd_http_init(struct store_etcd *st, struct etcd_http *c)
 	int ok;
 
 	memset(c, 0, sizeof(*c));
-	if ((h = ec.easy_init()) == NULL)
+	if ((h = vtpm_curl.easy_init()) == NULL)
 		return VTPM_E_NOMEM;
 	c->h = h;
 	ok = ETCD_SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https") &&
@@ -337,7 +283,7 @@ etcd_http_init(struct store_etcd *st, struct etcd_http *c)
 		    ETCD_SETOPT(h, CURLOPT_SSLKEY, st->key_file);
 	if (!ok) {
 		log_warnx("etcd: libcurl lacks a required option (need 7.85 or later)");
-		ec.easy_cleanup(h);
+		vtpm_curl.easy_cleanup(h);
 		c->h = NULL;
 		return VTPM_E_UNSUPPORTED;
 	}
@@ -348,7 +294,7 @@ static void
 etcd_http_free(struct etcd_http *c)
 {
 	if (c->h != NULL)
-		ec.easy_cleanup(c->h);
+		vtpm_curl.easy_cleanup(c->h);
 	free(c->body);
 	memset(c, 0, sizeof(*c));
 }
@@ -376,7 +322,7 @@ etcd_post(struct store_etcd *st, struct etcd_http *c, const char *path, json_obj
 
 	if ((body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN)) == NULL)
 		return VTPM_E_NOMEM;
-	if ((hdrs = ec.slist_append(NULL, "Content-Type: application/json")) == NULL)
+	if ((hdrs = vtpm_curl.slist_append(NULL, "Content-Type: application/json")) == NULL)
 		return VTPM_E_NOMEM;
 	for (i = 0; i < st->nep; i++) {
 		e = (start + i) % st->nep;
@@ -400,7 +346,7 @@ etcd_post(struct store_etcd *st, struct etcd_http *c, const char *path, json_obj
 			rc = VTPM_E_INVAL;
 			break;
 		}
-		cc = ec.easy_perform(c->h);
+		cc = vtpm_curl.easy_perform(c->h);
 		if (cc != CURLE_OK) {
 			if (c->overflow) {
 				log_warnx("etcd %s: answer larger than %u bytes", url, ETCD_BODY_MAX);
@@ -408,12 +354,12 @@ etcd_post(struct store_etcd *st, struct etcd_http *c, const char *path, json_obj
 				break;
 			}
 			log_warnx("etcd %s: %s", url, c->errbuf[0] ? c->errbuf :
-			    ec.easy_strerror(cc));
+			    vtpm_curl.easy_strerror(cc));
 			rc = cc == CURLE_OPERATION_TIMEDOUT ? VTPM_E_TIMEOUT : VTPM_E_IO;
 			atomic_store(&st->cur, (e + 1) % st->nep);	/* next call: the next one */
 			continue;
 		}
-		if (ec.easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		if (vtpm_curl.easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
 			status = 0;
 		if (status == 200) {
 			atomic_store(&st->cur, e);
@@ -432,9 +378,9 @@ etcd_post(struct store_etcd *st, struct etcd_http *c, const char *path, json_obj
 		if (rc == VTPM_E_STORE)
 			break;
 	}
-	ec.easy_setopt(c->h, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-	ec.easy_setopt(c->h, CURLOPT_POSTFIELDS, (char *)NULL);
-	ec.slist_free_all(hdrs);
+	vtpm_curl.easy_setopt(c->h, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+	vtpm_curl.easy_setopt(c->h, CURLOPT_POSTFIELDS, (char *)NULL);
+	vtpm_curl.slist_free_all(hdrs);
 	return rc;
 }
 
@@ -851,7 +797,7 @@ store_open_etcd(const struct store_etcd_cfg *cfg, struct store **out)
 		rc = VTPM_E_NOMEM;
 		goto fail;
 	}
-	if ((rc = etcd_curl_load()) != 0 ||
+	if ((rc = vtpm_curl_load("etcd")) != 0 ||
 	    (rc = etcd_http_init(st, &st->http_main)) != 0 ||
 	    (rc = etcd_http_init(st, &st->http_ka)) != 0)
 		goto fail;
