@@ -19,6 +19,7 @@ $(BUILD)/tests/vtpm-storetool: $(BUILD)/obj/tests/tools/vtpm-storetool.o $(LIB_S
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LIB_LMDB) $(LIB_SODIUM)
 include tests/torture/module.mk
 include tests/faultinj/module.mk
+include tests/crashsim/module.mk
 
 check: all $(TESTS_UNIT) $(TEST_TOOLS) check-layering
 	BUILD=$(abspath $(BUILD)) tests/run-tests.sh $(TESTS_UNIT) $(FUZZ_REPLAY_SCRIPT) $(E2E_TESTS)

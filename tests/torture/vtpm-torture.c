@@ -5,7 +5,11 @@
  * an ordinary index, NV_Increment of a counter. Each records every write the
  * TPM acknowledged with success. The driver meanwhile kills vtpmd (--mode
  * daemon) or a random worker (--mode worker) with SIGKILL at random moments,
- * or does nothing (--mode none: faults come from outside, tests/faultinj).
+ * or does nothing (--mode none: faults come from outside, tests/faultinj),
+ * or cuts the power (--mode power: vtpmd runs under tests/crashsim/wlog.so;
+ * after the kill the state directory is replaced by what the disk could hold
+ * had the power failed at a random earlier moment, tests/crashsim/crashimg.c;
+ * every write acknowledged before that moment must be there).
  * After every kill each guest reattaches and reads both indices back: the
  * value must be the last acknowledged one or the one in flight when the
  * session broke. Trusts nothing vtpmd says; counts what it sees.
@@ -31,6 +35,7 @@
 #include <sodium.h>
 
 #include "attest.h"
+#include "crashimg.h"
 #include "channel.h"
 #include "cursor.h"
 #include "endpoint.h"
@@ -59,6 +64,10 @@ struct gstate {
 	uint64_t	ctr_acked;
 	int		ctr_pending;	/* an increment in flight */
 	uint64_t	acks_unchecked;	/* acknowledged since the last good read-back */
+	/* --mode power: the range the next read-back may show after a cut */
+	int		p_active;
+	uint64_t	p_data_lo, p_data_hi, p_ctr_lo, p_ctr_hi;
+	int		p_ctr_may_be_new;	/* the counter's first increment may be lost */
 };
 
 /* Counters a guest shares with the driver (MAP_SHARED). */
@@ -73,6 +82,8 @@ struct gshared {
 
 struct shared {
 	volatile uint64_t	epoch;
+	volatile uint64_t	cut_epoch;	/* --mode power: the epoch the cut below opened */
+	volatile uint64_t	cut_ns;		/* CLOCK_MONOTONIC of the last power cut */
 	volatile int		stop;
 	struct gshared		g[MAX_GUESTS];
 };
@@ -91,6 +102,9 @@ static struct {
 	char		**vtpmd_argv;
 	int		 read_back;
 	int		 quiet;
+	int		 power;
+	const char	*state_dir;	/* --mode power */
+	const char	*wlog_so;	/* --mode power */
 } O;
 
 static struct shared *S;
@@ -112,6 +126,15 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void
@@ -390,6 +413,115 @@ nv_read(struct sess *s, uint32_t index, uint32_t *rc, uint64_t *v)
 /* ---------- one guest's loop ---------- */
 
 /*
+ * --mode power: when each write was acknowledged (each guest is its own
+ * process, so these are its own). An acknowledgement received before the
+ * cut proves the write was durable before it; later ones prove nothing.
+ */
+#define ACK_RING	8192
+struct ack { uint64_t t, v; };
+static struct {
+	struct ack	data[ACK_RING], ctr[ACK_RING];
+	unsigned	ndata, nctr;		/* entries (wrap at ACK_RING) */
+	uint64_t	data_base, ctr_base;	/* values seen by the last read-back */
+	uint64_t	t_defined;		/* when the define was acknowledged */
+	uint64_t	t_ctr_first;		/* when the first increment was */
+} H;
+
+static void
+ack_note(struct ack *ring, unsigned *n, uint64_t v)
+{
+	ring[*n % ACK_RING].t = now_ns();
+	ring[*n % ACK_RING].v = v;
+	(*n)++;
+}
+
+/* The last value acknowledged before the cut, or base if none is known. */
+static uint64_t
+ack_floor(const struct ack *ring, unsigned n, uint64_t base, uint64_t cut)
+{
+	unsigned i, first = n > ACK_RING ? n - ACK_RING : 0;
+
+	for (i = n; i > first; i--)
+		if (ring[(i - 1) % ACK_RING].t < cut)
+			return ring[(i - 1) % ACK_RING].v;
+	return base;
+}
+
+/*
+ * After a power cut at time cut: what the indices may now hold. Writes
+ * acknowledged before the cut must be there; anything sent since may or may
+ * not be. The next guest_verify() checks against this range.
+ */
+static void
+power_adjust(struct gstate *st, uint64_t cut)
+{
+	if (st->defined && H.t_defined >= cut) {
+		st->defined = 0;	/* the define itself may be gone: define again */
+		H.data_base = H.ctr_base = 0;
+	}
+	st->p_active = 1;
+	st->p_data_lo = st->defined ? ack_floor(H.data, H.ndata, H.data_base, cut) : 0;
+	st->p_data_hi = st->data_next;
+	st->p_ctr_lo = ack_floor(H.ctr, H.nctr, H.ctr_base, cut);
+	st->p_ctr_hi = st->ctr_acked + (st->ctr_pending ? 1 : 0);
+	st->p_ctr_may_be_new = !st->defined || st->ctr_state == 0 ||
+	    (st->ctr_state == 2 && H.t_ctr_first >= cut);
+	H.ndata = H.nctr = 0;
+}
+
+/*
+ * guest_verify() for --mode power: index value v (or rc) against the range
+ * power_adjust() set. Updates the acknowledged values to what is there.
+ */
+static void
+power_check(struct sess *s, struct gstate *st, uint32_t index, uint32_t rc, uint64_t v)
+{
+	struct gshared *gs = &S->g[s->g];
+
+	if (index == NV_DATA) {
+		if (rc == RC_NV_UNINIT && st->p_data_lo == 0) {
+			v = 0;
+		} else if (rc != TPM2_RC_SUCCESS || v < st->p_data_lo) {
+			gs->lost++;
+			problem(s->g, "after a power cut the data index holds %llu (rc 0x%x), "
+			    "acknowledged before the cut %llu", (unsigned long long)v, rc,
+			    (unsigned long long)st->p_data_lo);
+		} else if (v > st->p_data_hi) {
+			gs->corrupt++;
+			problem(s->g, "after a power cut the data index holds %llu, never "
+			    "sent (highest %llu)", (unsigned long long)v,
+			    (unsigned long long)st->p_data_hi);
+		}
+		st->data_acked = v;
+		st->data_pending = 0;
+		if (st->data_next < v)
+			st->data_next = v;
+		H.data_base = v;
+		return;
+	}
+	if (rc == RC_NV_UNINIT && st->p_ctr_may_be_new) {
+		st->ctr_state = 0;
+		v = 0;
+	} else if (rc != TPM2_RC_SUCCESS) {
+		gs->lost++;
+		problem(s->g, "after a power cut the counter is unreadable (rc 0x%x)", rc);
+	} else if (st->ctr_state != 1 || st->p_ctr_may_be_new) {
+		st->ctr_state = 1;	/* its first value, learnt now */
+	} else if (v < st->p_ctr_lo) {
+		gs->lost++;
+		problem(s->g, "after a power cut the counter is %llu, acknowledged before "
+		    "the cut %llu", (unsigned long long)v, (unsigned long long)st->p_ctr_lo);
+	} else if (v > st->p_ctr_hi) {
+		gs->corrupt++;
+		problem(s->g, "after a power cut the counter is %llu, at most %llu sent",
+		    (unsigned long long)v, (unsigned long long)st->p_ctr_hi);
+	}
+	st->ctr_acked = v;
+	st->ctr_pending = 0;
+	H.ctr_base = v;
+}
+
+/*
  * Reads both indices back and checks them against what was acknowledged.
  * S_OK, or S_BROKEN (the session broke: check again after reattaching).
  */
@@ -402,6 +534,24 @@ guest_verify(struct sess *s, struct gstate *st, int after_error)
 
 	if (!st->defined)
 		return S_OK;
+	if (st->p_active) {
+		uint64_t vc = 0;
+		uint32_t rcc;
+
+		if (nv_read(s, NV_DATA, &rc, &v) != S_OK || nv_read(s, NV_CTR, &rcc, &vc) != S_OK)
+			return S_BROKEN;
+		if (rc == TPM2_RC_NV_UNAVAILABLE || rc == TPM2_RC_INITIALIZE ||
+		    rc == TPM2_RC_RETRY || rcc == TPM2_RC_NV_UNAVAILABLE ||
+		    rcc == TPM2_RC_INITIALIZE || rcc == TPM2_RC_RETRY)
+			return S_BROKEN;
+		power_check(s, st, NV_DATA, rc, v);
+		power_check(s, st, NV_CTR, rcc, vc);
+		st->p_active = 0;
+		gs->verifies++;
+		gs->checked += st->acks_unchecked;
+		st->acks_unchecked = 0;
+		return S_OK;
+	}
 	if (nv_read(s, NV_DATA, &rc, &v) != S_OK)
 		return S_BROKEN;
 	if (rc == RC_NV_UNINIT && st->data_acked == 0) {
@@ -489,6 +639,9 @@ guest_verify(struct sess *s, struct gstate *st, int after_error)
 	gs->verifies++;
 	gs->checked += st->acks_unchecked;
 	st->acks_unchecked = 0;
+	H.data_base = st->data_acked;
+	H.ctr_base = st->ctr_acked;
+	H.ndata = H.nctr = 0;
 	return S_OK;
 }
 
@@ -505,6 +658,7 @@ guest_define(struct sess *s, struct gstate *st)
 		return S_BROKEN;
 	if ((rc1 == 0 || rc1 == RC_NV_DEFINED) && (rc2 == 0 || rc2 == RC_NV_DEFINED)) {
 		st->defined = 1;
+		H.t_defined = now_ns();
 		return S_OK;
 	}
 	S->g[s->g].tpm_errors++;
@@ -565,6 +719,7 @@ guest_step(struct sess *s, struct gstate *st)
 	}
 	st->data_acked = st->data_pending;
 	st->data_pending = 0;
+	ack_note(H.data, &H.ndata, st->data_acked);
 	gs->acked++;
 	st->acks_unchecked++;
 	if (O.read_back && (rc = read_back(s, st, NV_DATA, st->data_acked)) != S_OK)
@@ -578,10 +733,13 @@ guest_step(struct sess *s, struct gstate *st)
 		return 1;
 	}
 	st->ctr_pending = 0;
-	if (st->ctr_state == 1)
+	if (st->ctr_state == 1) {
 		st->ctr_acked++;
-	else
+		ack_note(H.ctr, &H.nctr, st->ctr_acked);
+	} else if (st->ctr_state == 0) {
 		st->ctr_state = 2;	/* the first value: learnt at the next read-back */
+		H.t_ctr_first = now_ns();
+	}
 	gs->acked++;
 	st->acks_unchecked++;
 	if (O.read_back && st->ctr_state == 1)
@@ -594,7 +752,7 @@ guest_main(int g, struct gstate *st)
 {
 	struct gshared *gs = &S->g[g];
 	struct sess s = { .g = g };
-	uint64_t epoch, down_since = 0;
+	uint64_t epoch, down_since = 0, cut_seen = 0;
 	int rc, after_error = 0, stuck_counted = 0;
 	uint32_t errcode;
 	char why[256];
@@ -629,6 +787,11 @@ guest_main(int g, struct gstate *st)
 		down_since = 0;
 		stuck_counted = 0;
 		gs->attaches++;
+		if (O.power && S->cut_epoch > cut_seen) {
+			__sync_synchronize();	/* cut_ns was written before cut_epoch */
+			cut_seen = S->cut_epoch;
+			power_adjust(st, S->cut_ns);
+		}
 		if (guest_define(&s, st) != S_OK || guest_verify(&s, st, after_error) != S_OK) {
 			sess_close(&s);
 			continue;
@@ -663,6 +826,14 @@ guest_main(int g, struct gstate *st)
 
 /* ---------- the driver ---------- */
 
+/* --mode power: the write log, the copy it starts from, when vtpmd started */
+static struct {
+	char		wlog[4096], snap[4096];
+	int		armed;		/* the running vtpmd writes the log */
+	uint64_t	t_start;
+	uint64_t	cuts, writes, maybe, dropped;
+} P;
+
 static void
 vtpmd_start(void)
 {
@@ -673,6 +844,10 @@ vtpmd_start(void)
 	if ((vtpmd_pid = fork()) == -1)
 		fatal("fork");
 	if (vtpmd_pid == 0) {
+		if (P.armed && (setenv("LD_PRELOAD", O.wlog_so, 1) != 0 ||
+		    setenv("VTPM_WLOG", P.wlog, 1) != 0 ||
+		    setenv("VTPM_WLOG_DIR", O.state_dir, 1) != 0))
+			_exit(126);
 		if ((fd = open(O.vtpmd_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) == -1)
 			_exit(126);
 		dup2(fd, 1);
@@ -693,6 +868,85 @@ vtpmd_kill(void)
 	while (waitpid(vtpmd_pid, &status, 0) == -1 && errno == EINTR)
 		;
 	vtpmd_pid = 0;
+}
+
+/* Runs argv and waits; 0 if it exited 0. */
+static int
+run(char *const argv[])
+{
+	pid_t pid;
+	int status;
+
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/*
+ * --mode power, vtpmd down: copies the state directory as the disk holds
+ * it now and empties the write log; the next vtpmd_start() records into it.
+ */
+static void
+power_arm(void)
+{
+	char *rm[] = { "rm", "-rf", P.snap, NULL };
+	char *cp[] = { "cp", "-a", (char *)O.state_dir, P.snap, NULL };
+	int fd;
+
+	if (run(rm) != 0 || run(cp) != 0)
+		fatalx("cannot copy %s to %s", O.state_dir, P.snap);
+	if ((fd = open(P.wlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
+		fatal("%s", P.wlog);
+	close(fd);
+	P.armed = 1;
+	P.t_start = now_ns();
+}
+
+/*
+ * --mode power, vtpmd just killed: picks a moment of its life (half the
+ * time in its last max-delay window, where the guests were writing) and
+ * replaces the state directory by what the disk could hold had the power
+ * failed then. Tells the guests the moment before they may reattach.
+ */
+static void
+power_cut(void)
+{
+	char img[4200], old[4200], err[512];
+	char *rm[] = { "rm", "-rf", old, NULL };
+	uint64_t now = now_ns(), span = now - P.t_start, window, cut;
+	struct crashimg_stats cs;
+
+	window = (uint64_t)(O.max_delay_ms + 1) * 1000000u;
+	if (window > span)
+		window = span;
+	cut = (uint64_t)rnd(1u << 30) << 30 | rnd(1u << 30);
+	cut = rnd(2) ? now - window + cut % (window + 1) : P.t_start + cut % (span + 1);
+	snprintf(img, sizeof(img), "%s.cut", O.state_dir);
+	snprintf(old, sizeof(old), "%s.old", O.state_dir);
+	if (run(rm) != 0)
+		fatalx("cannot remove %s", old);
+	rm[2] = img;
+	if (run(rm) != 0)
+		fatalx("cannot remove %s", img);
+	if (crashimg_build(P.wlog, P.snap, img, cut, rng, &cs, err, sizeof(err)) != 0)
+		fatalx("power cut image: %s", err);
+	if (rename(O.state_dir, old) != 0 || rename(img, O.state_dir) != 0)
+		fatal("replacing %s", O.state_dir);
+	P.cuts++;
+	P.writes += cs.writes;
+	P.maybe += cs.maybe;
+	P.dropped += cs.blocks_dropped;
+	P.armed = 0;
+	S->cut_ns = cut;
+	__sync_synchronize();
+	S->cut_epoch = S->epoch + 1;	/* the epoch the caller opens next */
 }
 
 /* ppid of pid from /proc, or -1. */
@@ -755,12 +1009,24 @@ wait_guests(void)
 	int g, all;
 
 	for (;;) {
+		int status;
+
 		all = 1;
 		for (g = 0; g < O.guests; g++)
 			if (S->g[g].epoch_seen < S->epoch)
 				all = 0;
 		if (all)
 			return 0;
+		if (vtpmd_pid > 0 && waitpid(vtpmd_pid, &status, WNOHANG) == vtpmd_pid) {
+			/* it gave up on its own: the store (or something else) did not open */
+			vtpmd_pid = 0;
+			S->g[0].failed_opens++;
+			snprintf((char *)S->g[0].problem, sizeof(S->g[0].problem),
+			    "vtpmd exited by itself (status 0x%x): see its log", status);
+			fprintf(stderr, "vtpm-torture: vtpmd exited by itself (status 0x%x)\n",
+			    status);
+			return -1;
+		}
 		if (now_ms() - t0 > 2 * STUCK_MS)
 			return -1;
 		sleep_ms(2);
@@ -861,13 +1127,16 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: vtpm-torture --server ENDPOINT --mode daemon|worker|none [--guests G]\n"
+"usage: vtpm-torture --server ENDPOINT --mode daemon|worker|power|none [--guests G]\n"
 "         [--iterations N] [--max-delay MS] [--seed S] [--state FILE]\n"
+"         [--state-dir DIR --wlog-so PATH]\n"
 "         [--stop-file FILE] [--progress FILE] [--vtpmd-log FILE] [--quiet]\n"
 "         [--read-back]\n"
 "         [-- /path/to/vtpmd ARGS...]\n"
 "daemon: SIGKILL vtpmd N times (the driver starts it with the arguments after --)\n"
 "worker: SIGKILL a random worker N times; none: no kills, run until --stop-file\n"
+"power: as daemon, and each time replace --state-dir (vtpmd's) by a power-cut\n"
+"       image built from the writes tests/crashsim/wlog.so (--wlog-so) recorded\n"
 "--read-back: read every index right after each acknowledged write as well\n");
 }
 
@@ -875,7 +1144,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_SERVER = 256, O_MODE, O_GUESTS, O_ITER, O_DELAY, O_SEED, O_STATE,
-		O_STOP, O_PROGRESS, O_LOG, O_QUIET, O_READBACK };
+		O_STOP, O_PROGRESS, O_LOG, O_QUIET, O_READBACK, O_STATEDIR, O_WLOGSO };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "mode", required_argument, NULL, O_MODE },
@@ -889,6 +1158,8 @@ main(int argc, char **argv)
 		{ "vtpmd-log", required_argument, NULL, O_LOG },
 		{ "quiet", no_argument, NULL, O_QUIET },
 		{ "read-back", no_argument, NULL, O_READBACK },
+		{ "state-dir", required_argument, NULL, O_STATEDIR },
+		{ "wlog-so", required_argument, NULL, O_WLOGSO },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -920,6 +1191,8 @@ main(int argc, char **argv)
 		case O_LOG:	O.vtpmd_log = optarg; break;
 		case O_QUIET:	O.quiet = 1; break;
 		case O_READBACK: O.read_back = 1; break;
+		case O_STATEDIR: O.state_dir = optarg; break;
+		case O_WLOGSO:	O.wlog_so = optarg; break;
 		case 'h':	usage(stdout); return 0;
 		default:	usage(stderr); return 2;
 		}
@@ -929,12 +1202,19 @@ main(int argc, char **argv)
 	if (server == NULL || O.mode == NULL || O.guests < 1 || O.guests > MAX_GUESTS ||
 	    O.iterations < 0 || O.max_delay_ms < 0 ||
 	    (strcmp(O.mode, "daemon") != 0 && strcmp(O.mode, "worker") != 0 &&
-	    strcmp(O.mode, "none") != 0) ||
+	    strcmp(O.mode, "power") != 0 && strcmp(O.mode, "none") != 0) ||
+	    (strcmp(O.mode, "power") == 0 && (O.state_dir == NULL || O.state_dir[0] != '/' ||
+	    O.wlog_so == NULL)) ||
 	    (strcmp(O.mode, "none") != 0 && O.vtpmd_argv == NULL)) {
 		usage(stderr);
 		return 2;
 	}
-	daemon_mode = strcmp(O.mode, "daemon") == 0;
+	O.power = strcmp(O.mode, "power") == 0;
+	daemon_mode = strcmp(O.mode, "daemon") == 0 || O.power;
+	if (O.power) {
+		snprintf(P.wlog, sizeof(P.wlog), "%s.wlog", O.state_dir);
+		snprintf(P.snap, sizeof(P.snap), "%s.snap", O.state_dir);
+	}
 	worker_mode = strcmp(O.mode, "worker") == 0;
 	if (sodium_init() < 0)
 		fatalx("sodium_init");
@@ -988,10 +1268,14 @@ main(int argc, char **argv)
 			*vtpmd_up = 0;
 			vtpmd_kill();
 			kills++;
+			if (P.armed)
+				power_cut();
 			S->epoch++;
+			if (O.power)
+				power_arm();
 			vtpmd_start();
 			*vtpmd_up = 1;
-			if (rnd(10) == 0) {
+			if (!O.power && rnd(10) == 0) {
 				/* sometimes kill it again while it starts up */
 				sleep_ms(rnd(40));
 				*vtpmd_up = 0;
@@ -1053,6 +1337,11 @@ main(int argc, char **argv)
 	printf("lost = %llu, corrupt = %llu, failed opens = %llu, errors later present = %llu\n",
 	    (unsigned long long)t.lost, (unsigned long long)t.corrupt,
 	    (unsigned long long)t.failed_opens, (unsigned long long)t.ghosts);
+	if (O.power)
+		printf("power cuts: %llu; file writes before the cuts %llu, of them not yet durable "
+		    "%llu; 4 KiB blocks left at an older version %llu\n",
+		    (unsigned long long)P.cuts, (unsigned long long)P.writes,
+		    (unsigned long long)P.maybe, (unsigned long long)P.dropped);
 	printf("time: %.1f s\n", (double)(now_ms() - t0) / 1000);
 	if (stuck || t.lost != 0 || t.corrupt != 0 || t.failed_opens != 0 ||
 	    t.checked != t.acked) {
