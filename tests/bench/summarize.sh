@@ -58,7 +58,13 @@ for n in $MEM_KEYS; do
 	R=$(ratio "$PV" "$PS")
 	echo "| 4 | PSS per attached instance, $n instances (workers + zygote + parent, divided), KiB | $(num "$PV" 0) (total $(num "$(v "mem.vtpmd$n.total_pss")" 0) MiB) | swtpm $(num "$PS" 0) (total $(num "$(v "mem.swtpm$n.total_pss")" 0) MiB) | $R | ≤ 0.8 | $(verdict "$R" le 0.8) |"
 done
-echo "| 5 | attach p50, new instance (enrol + manufacture), ms | $(num "$A_NEW") | swtpm cold start, fresh state: $(num "$C_FR") | $(ratio "$A_NEW" "$C_FR") | ≤ 10 ms | $(verdict "$A_NEW" le 10) |"
+S_EK=$(v setup.swtpm_ek_cert.p50)
+if [ -n "$S_EK" ] && [ -n "$C_FR" ]; then
+	S_NEW=$(awk -v a="$S_EK" -v b="$C_FR" 'BEGIN { printf "%.3f", a + b }')
+	echo "| 5 | attach p50, new instance (enrol + manufacture + both EKs and their certificates), ms | $(num "$A_NEW") | swtpm_setup --createek --create-ek-cert $(num "$S_EK") + cold start $(num "$C_FR") = $(num "$S_NEW") | $(ratio "$A_NEW" "$S_NEW") | ≤ 10 ms | $(verdict "$A_NEW" le 10) |"
+else
+	echo "| 5 | attach p50, new instance (enrol + manufacture + both EKs and their certificates), ms | $(num "$A_NEW") | swtpm cold start, fresh state (no EK): $(num "$C_FR") | $(ratio "$A_NEW" "$C_FR") | ≤ 10 ms | $(verdict "$A_NEW" le 10) |"
+fi
 echo "| 5 | attach p50, hot worker (same launch), ms | $(num "$A_HOT") | – | – | (≤ 10 ms) | $(verdict "$A_HOT" le 10) |"
 echo "| 5 | resume of an evicted instance p50, ms | $(num "$A_RES") | swtpm cold start, existing state: $(num "$C_EX") | $(ratio "$A_RES" "$C_EX") | ≤ 5 ms | $(verdict "$A_RES" le 5) |"
 PREV_N= PREV_T=
@@ -161,7 +167,11 @@ cat <<'EOF'
   `--idle-timeout 0`; the client waits (admin status) until every worker was
   evicted (volatile state saved), then attaches each again (same launch:
   RESUMED from the store). swtpm cold start: fork/exec until the first
-  GetRandom is answered (connect polled every 100 µs).
+  GetRandom is answered (connect polled every 100 µs). A new swtpm instance
+  also needs `swtpm_setup --tpm2 --createek --create-ek-cert` (Debian's
+  swtpm-localca) before its first start, as a new vtpmd instance gets both
+  EKs and their certificates at enrolment: the new-instance reference is the
+  sum of the two medians.
 - **Store (6).** `vtpm-bench-store` enrols instances straight into a stopped
   vtpmd's store through storage/store.h (what `vtpmctl enroll` would write:
   record, wrapped data key, identity index; 1,000 per batch); vtpmd is then
