@@ -18,29 +18,10 @@
 #include "log.h"
 #include "seal.h"
 #include "store.h"
+#include "../check.h"
 
-static int n_pass, n_fail;
 static char tmpdir[64];
 
-#define CHECK(cond) do {						\
-	if (cond)							\
-		n_pass++;						\
-	else {								\
-		n_fail++;						\
-		printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);	\
-	}								\
-} while (0)
-
-#define CHECK_RC(expr, want) do {					\
-	int rc_ = (expr);						\
-	if (rc_ == (want))						\
-		n_pass++;						\
-	else {								\
-		n_fail++;						\
-		printf("FAIL %s:%d: %s = %d (%s), want %s\n", __FILE__,	\
-		    __LINE__, #expr, rc_, vtpm_strerror(rc_), #want);	\
-	}								\
-} while (0)
 
 static const uint8_t test_root[SEAL_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
 static const uint8_t test_dek[SEAL_KEY_LEN] = { 0x17, 0x18, 0x19 };

@@ -25,29 +25,10 @@
 #include "log.h"
 #include "seal.h"
 #include "store.h"
+#include "../check.h"
 
-static int n_pass, n_fail;
 static const char *vecdir = "tests/vectors/kbs-rcar";
 
-#define CHECK(cond) do {						\
-	if (cond)							\
-		n_pass++;						\
-	else {								\
-		n_fail++;						\
-		printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);	\
-	}								\
-} while (0)
-
-#define CHECK_RC(expr, want) do {					\
-	int rc_ = (expr);						\
-	if (rc_ == (want))						\
-		n_pass++;						\
-	else {								\
-		n_fail++;						\
-		printf("FAIL %s:%d: %s = %d (%s), want %s\n", __FILE__,	\
-		    __LINE__, #expr, rc_, vtpm_strerror(rc_), #want);	\
-	}								\
-} while (0)
 
 static json_object *
 load_json(const char *name)
