@@ -268,6 +268,14 @@ for r in $(seq "$NVM_ROUNDS"); do
 	bench "$BB/vtpm-bench" nvmulti --swtpm-dir "$W/multi" --n "$NVM_GUESTS" \
 		--seconds "$NVM_SECONDS" --label "swtpm_durable.r$r"
 done
+# The same guests sending GetRandom, which stores nothing: how many commands
+# a second the data path itself carries with 64 guests on this machine, the
+# ceiling of any durable rate (diagnostic).
+bench "$BB/vtpm-bench" nvmulti --server "unix:$W/main/vtpmd.sock" --vtpmd-pid "$VMAIN" \
+	--n "$NVM_GUESTS" --seconds "$NVM_SECONDS" --label vtpmd_getrandom --base 20 --threads 4 \
+	--phase getrandom
+bench "$BB/vtpm-bench" nvmulti --swtpm-dir "$W/multi" --n "$NVM_GUESTS" \
+	--seconds "$NVM_SECONDS" --label swtpm_getrandom --phase getrandom
 section "3b. the same with vtpmd --unsafe-nosync (CPU ceiling; NOT durable, diagnostic)"
 if start_vtpmd nosync --unsafe-nosync; then
 	VNS=$VP

@@ -94,6 +94,13 @@ echo "client CPU vtpmd $(num "$(rounds nvmulti.vtpmd client_cpu_us_per_op)" 0) �
 echo "bytes written to storage vtpmd $(num "$(rounds nvmulti.vtpmd disk_bytes_per_op)" 0) vs swtpm $(num "$(rounds nvmulti.swtpm_durable disk_bytes_per_op)" 0);"
 echo "latency p50 vtpmd $(num "$(rounds nvmulti.vtpmd p50)" 0) µs vs swtpm $(num "$(rounds nvmulti.swtpm_durable p50)" 0) µs."
 echo "vtpmd with --unsafe-nosync (not durable; the CPU ceiling): $(num "$M_N" 0)/s, server CPU $(num "$(v nvmulti.vtpmd_nosync.server_cpu_us_per_op)" 0) µs per increment."
+G_V=$(v nvmulti.vtpmd_getrandom.ops) G_S=$(v nvmulti.swtpm_getrandom.ops)
+if [ -n "$G_V" ] && [ -n "$G_S" ]; then
+	echo "The same $(v nvmulti.vtpmd_getrandom.guests | cut -d. -f1) guests sending GetRandom, which stores nothing (the data path's own ceiling on"
+	echo "this machine): vtpmd $(num "$G_V" 0)/s (server CPU $(num "$(v nvmulti.vtpmd_getrandom.server_cpu_us_per_op)" 0) µs, client $(num "$(v nvmulti.vtpmd_getrandom.client_cpu_us_per_op)" 0) µs per command),"
+	echo "swtpm $(num "$G_S" 0)/s (server $(num "$(v nvmulti.swtpm_getrandom.server_cpu_us_per_op)" 0) µs, client $(num "$(v nvmulti.swtpm_getrandom.client_cpu_us_per_op)" 0) µs); 10 x the durable swtpm figure"
+	echo "would be $(num "$(awk -v a="$(rounds nvmulti.swtpm_durable ops)" 'BEGIN { printf "%.0f", 10 * a }')" 0)/s."
+fi
 echo
 echo "Attach phases p50 (ms, from the client): handshake done / evidence verified / instance ready (ATTACHED after evidence):"
 for ph in new hot resume; do
