@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cursor.h"
@@ -124,7 +125,15 @@ struct spare {
 	int		 sp_fd;		/* the parent's end of its IPC socket */
 	uint32_t	 sp_id;		/* spawn id */
 	pid_t		 sp_pid;	/* -1 until ZYG_SPAWNED */
+	struct timespec	 sp_asked;	/* when ZYG_SPAWN was sent */
 };
+
+/*
+ * A spare that dies younger than this is not replaced at once (the next
+ * attach asks again): a worker that cannot start must not make the zygote
+ * fork in a loop.
+ */
+#define SPARE_MIN_LIFE_MS	200
 static struct spare spares[ZYGOTE_SPARES_MAX];
 static int nspares;
 
@@ -227,6 +236,7 @@ zygote_spares_fill(void)
 		close(sv[1]);
 		sp->sp_fd = sv[0];
 		sp->sp_pid = -1;
+		clock_gettime(CLOCK_MONOTONIC, &sp->sp_asked);
 		nspares++;
 	}
 }
@@ -299,6 +309,16 @@ zygote_lost(const char *why)
 	insts_zygote_lost();
 }
 
+static long long
+spare_age_ms(const struct spare *sp)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - sp->sp_asked.tv_sec) * 1000 +
+	    (now.tv_nsec - sp->sp_asked.tv_nsec) / 1000000;
+}
+
 /* ZYG_SPAWNED / ZYG_EXITED about a spare: 1 if it was one. */
 static int
 spare_event(uint8_t type, uint32_t a, uint32_t b)
@@ -317,10 +337,14 @@ spare_event(uint8_t type, uint32_t a, uint32_t b)
 			return 1;
 		}
 		if (type == ZYG_EXITED && spares[i].sp_pid == (pid_t)a) {
-			log_warnx("spare worker %d exited (status 0x%x); replacing it",
-			    (int)a, b);
+			int young = spare_age_ms(&spares[i]) < SPARE_MIN_LIFE_MS;
+
+			log_warnx("spare worker %d exited (status 0x%x); %s", (int)a, b,
+			    young ? "it died at start: replaced at the next attach" :
+			    "replacing it");
 			spare_remove(i);
-			zygote_spares_fill();
+			if (!young)
+				zygote_spares_fill();
 			return 1;
 		}
 	}
