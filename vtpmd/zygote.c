@@ -54,6 +54,7 @@ zygote_main(uid_t uid, gid_t gid)
 	if (getppid() == 1)
 		_exit(2);
 	worker_lib_init(1);
+	sandbox_worker_prepare();
 	sandbox_zygote_enter(uid, gid);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
