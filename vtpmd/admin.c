@@ -22,6 +22,7 @@
 #include "log.h"
 #include "ops.h"
 #include "parent.h"
+#include "zygote.h"
 
 #define ADMIN_MAX_REQ	65536
 #define ADMIN_TIMEOUT_MS 2000
@@ -248,6 +249,7 @@ admin_handle(json_object *req, int fd)
 		}
 		json_object_object_add(st, "workers", json_object_new_int(workers));
 		json_object_object_add(st, "attached", json_object_new_int(attached));
+		json_object_object_add(st, "spare_workers", json_object_new_int(zygote_spares()));
 		json_object_object_add(st, "handshakes", json_object_new_int(V->nhandshakes));
 		json_object_object_add(reply, "status", st);
 	} else if (strcmp(op, "rotate-key") == 0) {

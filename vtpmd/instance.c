@@ -36,8 +36,9 @@
 
 static uint8_t *ipcbuf;		/* IPC_MAX_MSG */
 static uint8_t *sealbuf;	/* sealed blob scratch */
-static uint8_t *plainbuf;	/* unsealed blob scratch (wiped after use) */
+static uint8_t *initbuf;	/* IPC_INIT body: unsealed state (locked, wiped after use) */
 #define SEALBUF_LEN	(IPC_MAX_BLOB + SEAL_BLOB_OVERHEAD)
+#define INIT_BODY_MAX	(IPC_MAX_MSG - IPC_HDR_LEN)
 
 static void
 bufs_init(void)
@@ -46,8 +47,8 @@ bufs_init(void)
 		return;
 	ipcbuf = malloc(IPC_MAX_MSG);
 	sealbuf = malloc(SEALBUF_LEN);
-	plainbuf = sodium_malloc(2 * SEALBUF_LEN);
-	if (ipcbuf == NULL || sealbuf == NULL || plainbuf == NULL)
+	initbuf = sodium_malloc(INIT_BODY_MAX);
+	if (ipcbuf == NULL || sealbuf == NULL || initbuf == NULL)
 		fatalx("out of memory");
 }
 
@@ -155,22 +156,23 @@ inst_send(struct inst *in, uint8_t type, const void *a, size_t alen,
 /* ---------- spawning ---------- */
 
 /*
- * Starts the instance's worker process (it then waits for IPC_INIT).
- * Split from inst_spawn_init() so that the fork overlaps a commit.
+ * Starts the instance's worker process (it then waits for IPC_INIT): a
+ * spare from the zygote's pool if one is ready, else a fresh fork (or
+ * fork+exec with --worker-spawn exec).
  */
 static int
 inst_spawn_process(struct inst *in)
 {
-	int sv[2], sndbuf = 1 << 20;
-	struct timeval tv = { 2, 0 };
+	int sv[2], fd;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-		log_warn("socketpair");
-		return VTPM_E_IO;
+	if (!V->cfg.worker_exec && zygote_take(&fd, &in->spawn_id, &in->pid) == 0) {
+		if (in->pid > 0)	/* else inst_spawned() names it */
+			log_info("instance %s: worker %d started (a spare)", in->rec.name,
+			    (int)in->pid);
+		goto started;
 	}
-	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (zygote_socketpair(sv) != 0)
+		return VTPM_E_IO;
 	if (V->cfg.worker_exec) {
 		/* --worker-spawn exec: fork+exec of vtpmd --worker per instance. */
 		char ids[32];
@@ -188,9 +190,13 @@ inst_spawn_process(struct inst *in)
 			return VTPM_E_IO;
 		}
 		if (pid == 0) {
-			if (dup2(sv[1], WORKER_IPC_FD) < 0)
+			/*
+			 * Only fds 0-2 and the IPC socket survive exec: not every
+			 * library opens close-on-exec (LMDB's data file is not).
+			 */
+			if (dup2(sv[1], WORKER_IPC_FD) < 0 ||
+			    close_range(WORKER_IPC_FD + 1, ~0U, 0) != 0)
 				_exit(127);
-			/* Only fds 0-2 and the IPC socket survive exec: the rest are CLOEXEC. */
 			execv(V->self_exe, argv);
 			_exit(127);
 		}
@@ -205,8 +211,10 @@ inst_spawn_process(struct inst *in)
 		in->pid = -1;		/* not known until ZYG_SPAWNED */
 	}
 	close(sv[1]);
+	fd = sv[0];
+started:
 	in->ev.kind = EV_WORKER;
-	in->ev.fd = sv[0];
+	in->ev.fd = fd;
 	in->ev.obj = in;
 	in->state = I_STARTING;
 	if (ev_add(&in->ev, EPOLLIN) != 0) {
@@ -216,50 +224,38 @@ inst_spawn_process(struct inst *in)
 	return 0;
 }
 
-/* Hands a started worker its state (IPC_INIT). */
-static int
-inst_spawn_init(struct inst *in, const uint8_t *perm, size_t plen, const uint8_t *vol,
-    size_t vlen, int manufacture)
+/*
+ * IPC_INIT: u32 flags | u32 pcr_banks | u8 nlen | name | u32 plen | permall |
+ * u32 vlen | volatile. inst_start() unseals the blobs straight into
+ * initbuf (no other copy of the plaintext state, one send); init_head()
+ * writes the fields before plen and returns their length.
+ */
+static size_t
+init_head(const struct inst *in, int manufacture)
 {
-	uint8_t hdr[4 + 4 + 1 + 64 + 4], tail[4];
 	struct wbuf w;
 	size_t hlen, nlen = strlen(in->rec.name);
 
-	wbuf_init(&w, hdr, sizeof(hdr));
+	wbuf_init(&w, initbuf, 4 + 4 + 1 + 64);
 	wbuf_put_u32(&w, manufacture ? IPC_INIT_F_MANUFACTURE : 0);
 	wbuf_put_u32(&w, in->rec.pcr_banks);
 	wbuf_put_u8(&w, (uint8_t)nlen);
 	wbuf_put_bytes(&w, in->rec.name, nlen);
-	wbuf_put_u32(&w, (uint32_t)plen);
 	if (wbuf_end(&w, &hlen) != 0)
 		fatalx("IPC_INIT header overflow");
-	/* body = hdr | perm | u32 vlen | vol: send in pieces via one buffer */
-	{
-		size_t total = hlen + plen + 4 + vlen;
-		uint8_t *msg;
-		int rc;
+	return hlen;
+}
 
-		if (total > IPC_MAX_MSG - IPC_HDR_LEN) {
-			inst_kill(in, "state too large");
-			return VTPM_E_TOOBIG;
-		}
-		if ((msg = sodium_malloc(total)) == NULL)
-			fatalx("out of memory");
-		memcpy(msg, hdr, hlen);
-		if (plen > 0)
-			memcpy(msg + hlen, perm, plen);
-		be32_enc(tail, (uint32_t)vlen);
-		memcpy(msg + hlen + plen, tail, 4);
-		if (vlen > 0)
-			memcpy(msg + hlen + plen + 4, vol, vlen);
-		rc = inst_send(in, IPC_INIT, msg, total, NULL, 0, -1);
-		sodium_memzero(msg, total);
-		sodium_free(msg);
-		if (rc != 0)
-			return rc;
-	}
-	log_info("instance %s: worker requested", in->rec.name);
-	return 0;
+/* Hands a started worker its state (IPC_INIT, built in initbuf). */
+static int
+inst_spawn_init(struct inst *in, size_t total)
+{
+	int rc;
+
+	rc = inst_send(in, IPC_INIT, initbuf, total, NULL, 0, -1);
+	if (rc == 0)
+		log_info("instance %s: worker requested", in->rec.name);
+	return rc;
 }
 
 /* ---------- attach ---------- */
@@ -351,10 +347,10 @@ auto_enrol(const struct attest_claims *c, struct store_instance *rec, char *why,
 	return inst_enroll(name, c->measurement, c->host_data, rec, why, whylen);
 }
 
-/* Loads and opens a sealed blob of rec into plainbuf. */
+/* Loads and opens a sealed blob of rec into out[0..cap). */
 static int
 load_blob(const struct store_instance *rec, const uint8_t *dek, uint8_t type,
-    uint64_t gen, size_t *plen, char *why, size_t whylen)
+    uint64_t gen, uint8_t *out, size_t cap, size_t *plen, char *why, size_t whylen)
 {
 	size_t slen;
 	int rc;
@@ -366,8 +362,11 @@ load_blob(const struct store_instance *rec, const uint8_t *dek, uint8_t type,
 		    vtpm_strerror(rc));
 		return rc;
 	}
-	rc = unseal_blob(dek, rec->uuid, type, gen, sealbuf, slen, plainbuf,
-	    2 * SEALBUF_LEN, plen);
+	rc = unseal_blob(dek, rec->uuid, type, gen, sealbuf, slen, out, cap, plen);
+	if (rc == VTPM_E_TOOBIG) {
+		snprintf(why, whylen, "state of %s too large for a worker", rec->name);
+		return rc;
+	}
 	if (rc != 0) {
 		snprintf(why, whylen, "%s state of %s failed to open: %s "
 		    "(blob corrupted, from another instance, or stale)",
@@ -380,15 +379,14 @@ load_blob(const struct store_instance *rec, const uint8_t *dek, uint8_t type,
 
 /*
  * Starts the instance's worker from its durable state. The volatile blob is
- * single-use: it is deleted durably before the worker runs, so a crash can
- * never resume the same launch twice from it.
+ * single-use: it is deleted durably before the worker serves anything, so a
+ * crash can never resume the same launch twice from it.
  */
 static int
 inst_start(struct inst *in, const struct attest_claims *c, char *why, size_t whylen)
 {
 	struct store_instance rec = in->rec;
-	size_t plen = 0, vlen = 0;
-	uint8_t *vol = NULL, *perm = NULL;
+	size_t hlen, plen = 0, vlen = 0, volat;
 	int rc, resume = 0;
 
 	/*
@@ -396,32 +394,38 @@ inst_start(struct inst *in, const struct attest_claims *c, char *why, size_t why
 	 * open refuses the attach and leaves the store (and the volatile
 	 * state a retry of the same launch may still need) as it was.
 	 */
+	hlen = init_head(in, rec.perm_gen == 0);
 	if (rec.perm_gen > 0 && (rc = load_blob(&rec, in->dek, SEAL_BLOB_PERMANENT,
-	    rec.perm_gen, &plen, why, whylen)) != 0)
+	    rec.perm_gen, initbuf + hlen + 4, INIT_BODY_MAX - hlen - 8, &plen, why,
+	    whylen)) != 0)
 		goto out;
-	if (plen > 0) {
-		if ((perm = sodium_malloc(plen)) == NULL)
-			fatalx("out of memory");
-		memcpy(perm, plainbuf, plen);
-		sodium_memzero(plainbuf, plen);
-	}
+	be32_enc(initbuf + hlen, (uint32_t)plen);
+	volat = hlen + 4 + plen;
 	if (rec.vol_gen > 0 && sodium_memcmp(rec.vol_launch_id, c->launch_id,
 	    sizeof(rec.vol_launch_id)) == 0) {
 		if ((rc = load_blob(&rec, in->dek, SEAL_BLOB_VOLATILE, rec.vol_gen,
-		    &vlen, why, whylen)) != 0)
+		    initbuf + volat + 4, INIT_BODY_MAX - volat - 4, &vlen, why,
+		    whylen)) != 0)
 			goto out;
-		if ((vol = sodium_malloc(vlen)) == NULL)
-			fatalx("out of memory");
-		memcpy(vol, plainbuf, vlen);
-		sodium_memzero(plainbuf, vlen);
 		resume = 1;
 	}
+	be32_enc(initbuf + volat, (uint32_t)vlen);
 	/*
-	 * The volatile state is single-use: consumed durably before the
-	 * worker gets it. The worker process starts first, so that its fork
-	 * and sandboxing overlap the commit; it gets its state after.
+	 * The worker gets its state first, so that its libtpms start-up
+	 * (often on a spare worker, forked and sandboxed already) overlaps
+	 * the commit below. The volatile state is still single-use: the
+	 * worker only loads it; it serves nothing before IPC_SESSION, which
+	 * follows its IPC_READY, which this (single-threaded) parent reads
+	 * only after the commit returned. If the commit fails the worker is
+	 * killed unused, and a crash meanwhile takes the worker with it.
 	 */
 	if ((rc = inst_spawn_process(in)) != 0) {
+		snprintf(why, whylen, "could not start a worker: %s", vtpm_strerror(rc));
+		goto out;
+	}
+	in->pending_how = resume ? ATTACHED_RESUMED :
+	    rec.perm_gen == 0 ? ATTACHED_NEW : ATTACHED_POWERED_ON;
+	if ((rc = inst_spawn_init(in, volat + 4 + vlen)) != 0) {
 		snprintf(why, whylen, "could not start a worker: %s", vtpm_strerror(rc));
 		goto out;
 	}
@@ -440,20 +444,8 @@ inst_start(struct inst *in, const struct attest_claims *c, char *why, size_t why
 		store_batch_reset(V->sync_batch);
 		in->rec = rec;
 	}
-	in->pending_how = resume ? ATTACHED_RESUMED :
-	    rec.perm_gen == 0 ? ATTACHED_NEW : ATTACHED_POWERED_ON;
-	rc = inst_spawn_init(in, perm, plen, vol, vlen, rec.perm_gen == 0);
-	if (rc != 0)
-		snprintf(why, whylen, "could not start a worker: %s", vtpm_strerror(rc));
 out:
-	if (perm != NULL) {
-		sodium_memzero(perm, plen);
-		sodium_free(perm);
-	}
-	if (vol != NULL) {
-		sodium_memzero(vol, vlen);
-		sodium_free(vol);
-	}
+	sodium_memzero(initbuf, hlen + 4 + plen + 4 + vlen);
 	return rc;
 }
 
@@ -809,6 +801,11 @@ handle_msg(struct inst *in, uint8_t type, const uint8_t *body, size_t len)
 		time(&in->idle_since);
 		if (in->waiting != NULL)
 			session_attach_ready(in->waiting, in, 1);
+		/*
+		 * Replace the spare this start may have used only now: forking
+		 * it earlier competes for the CPU with the attach it is for.
+		 */
+		zygote_spares_fill();
 		return 0;
 	case IPC_STORE:
 		return handle_store(in, body, len);

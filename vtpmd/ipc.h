@@ -49,7 +49,8 @@
  * The parent and the worker zygote (zygote.h) use the same packet format
  * on their own socketpair:
  *
- *   0x20  ZYG_SPAWN         P>Z  any time; carries the new worker's IPC fd    u32 spawn id
+ *   0x20  ZYG_SPAWN         P>Z  any time, also for spares (zygote.h);        u32 spawn id
+ *                                carries the new worker's IPC fd
  *   0x21  ZYG_SPAWNED       Z>P  answers ZYG_SPAWN                            u32 spawn id | u32 pid (0: fork failed)
  *   0x22  ZYG_EXITED        Z>P  a worker exited                              u32 pid | u32 wait status
  *

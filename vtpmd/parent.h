@@ -58,6 +58,7 @@ struct config {
 	int		 verbose;
 	const char	*worker_user;		/* workers run as this user when vtpmd is root */
 	int		 worker_exec;		/* --worker-spawn exec: no zygote */
+	int		 worker_spares;		/* --worker-spares: pre-forked workers (zygote.h) */
 	uid_t		 worker_uid;
 	gid_t		 worker_gid;
 	const char	*migration_key_provider;	/* export/import (migrate.c); NULL = off */

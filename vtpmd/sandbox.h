@@ -16,6 +16,13 @@ void sandbox_parent_enter(void);
  */
 void sandbox_worker_enter(uid_t uid, gid_t gid);
 /*
+ * Compiles the worker's allow-list to BPF once, so that workers forked
+ * afterwards (from the zygote) load the same filter without compiling it
+ * again. Optional: without it, sandbox_worker_enter() compiles the filter
+ * itself. fatal() on failure.
+ */
+void sandbox_worker_prepare(void);
+/*
  * The worker zygote: no core dumps, not dumpable, privileges dropped as for
  * workers, no-new-privs. No seccomp of its own (it must fork); each worker
  * loads its allow-list right after the fork.

@@ -50,7 +50,8 @@ usage(FILE *f)
 "              [--kbs-tee auto|snp|tdx|sample] [--migration-key-resource REPO/TYPE/TAG]]\n"
 "             [--sim-measurement HEX48] [--sim-host-data HEX32] [--sim-launch-id HEX32]\n"
 "             [--auto-enrol] [--pcr-banks LIST] [--idle-timeout SEC]\n"
-"             [--max-handshakes N] [--store-map-size MIB] [--worker-user USER] [--worker-spawn zygote|exec] [-n] [-v]\n"
+"             [--max-handshakes N] [--store-map-size MIB] [--worker-user USER] [--worker-spawn zygote|exec]\n"
+"             [--worker-spares N] [-n] [-v]\n"
 "             [--migration-key-provider file:PATH] [--metrics-listen tcp:127.0.0.1:PORT]\n"
 "             [--audit-retention DAYS] [--audit-max-records N]\n"
 "             [--store lmdb|etcd:URL[,URL...] [--etcd-cacert PEM] [--etcd-cert PEM --etcd-key PEM]\n"
@@ -111,6 +112,7 @@ enum {
 	OPT_ALLOW_SIM, OPT_KEY_PROVIDER, OPT_ALLOW_KEY_FILE, OPT_SIM_MEAS,
 	OPT_SIM_HOST, OPT_SIM_LAUNCH, OPT_AUTO_ENROL, OPT_PCR_BANKS, OPT_IDLE,
 	OPT_MAX_HS, OPT_MAP_SIZE, OPT_NOSYNC, OPT_WORKER, OPT_WORKER_USER, OPT_CONFIG, OPT_WORKER_SPAWN,
+	OPT_WORKER_SPARES,
 	OPT_KEY_RESOURCE, OPT_KBS_CA_FILE, OPT_KBS_ALLOW_HTTP, OPT_KBS_TEE_KEY,
 	OPT_MIGRATION_KP, OPT_METRICS_LISTEN,
 	OPT_KBS_TEE, OPT_MIGRATION_RES, OPT_AUDIT_RETENTION, OPT_AUDIT_MAX,
@@ -144,6 +146,7 @@ static const struct option longopts[] = {
 	{ "unsafe-nosync", no_argument, NULL, OPT_NOSYNC },
 	{ "worker-user", required_argument, NULL, OPT_WORKER_USER },
 	{ "worker-spawn", required_argument, NULL, OPT_WORKER_SPAWN },
+	{ "worker-spares", required_argument, NULL, OPT_WORKER_SPARES },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "migration-key-provider", required_argument, NULL, OPT_MIGRATION_KP },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
@@ -290,6 +293,7 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 	c->key_provider = NULL;
 	c->pcr_banks = 2;	/* sha256 */
 	c->idle_timeout = 300;
+	c->worker_spares = 2;
 	c->handshake_timeout_ms = 10000;
 	c->max_handshakes = 256;
 	c->map_size = 1024UL << 20;
@@ -344,6 +348,9 @@ parse_args(int argc, char **argv, struct config *c, int *check_only)
 				c->worker_exec = 0;
 			else
 				fatalx("--worker-spawn: want zygote or exec");
+			break;
+		case OPT_WORKER_SPARES:
+			c->worker_spares = (int)parse_num(optarg, 0, ZYGOTE_SPARES_MAX, "--worker-spares");
 			break;
 		case OPT_CONFIG:	break;	/* consumed by config_expand_args() */
 		case OPT_MIGRATION_KP:	c->migration_key_provider = optarg; break;

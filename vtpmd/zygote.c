@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cursor.h"
@@ -53,6 +54,7 @@ zygote_main(uid_t uid, gid_t gid)
 	if (getppid() == 1)
 		_exit(2);
 	worker_lib_init(1);
+	sandbox_worker_prepare();
 	sandbox_zygote_enter(uid, gid);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
@@ -114,6 +116,30 @@ static struct ev zyg_ev = { .kind = EV_ZYGOTE, .fd = -1 };
 static pid_t zyg_pid;
 static uint32_t next_id;
 
+/*
+ * Spare workers: forked by the zygote ahead of need, sandboxed, waiting
+ * for IPC_INIT on their socket exactly as a worker asked for at attach
+ * time would. Each is handed to one instance and never comes back: a
+ * worker serves one instance and exits (IPC_INIT twice is fatal in it).
+ */
+struct spare {
+	int		 sp_fd;		/* the parent's end of its IPC socket */
+	uint32_t	 sp_id;		/* spawn id */
+	pid_t		 sp_pid;	/* -1 until ZYG_SPAWNED */
+	struct timespec	 sp_asked;	/* when ZYG_SPAWN was sent */
+};
+
+/*
+ * A spare that dies younger than this is not replaced at once (the next
+ * attach asks again): a worker that cannot start must not make the zygote
+ * fork in a loop.
+ */
+#define SPARE_MIN_LIFE_MS	200
+static struct spare spares[ZYGOTE_SPARES_MAX];
+static int nspares;
+
+static void spares_drop_all(void);
+
 int
 zygote_start(void)
 {
@@ -137,7 +163,13 @@ zygote_start(void)
 		return VTPM_E_IO;
 	}
 	if (pid == 0) {
-		if (dup2(sv[1], ZYGOTE_FD) < 0)
+		/*
+		 * Only fds 0-2 and the socket reach the zygote and so every
+		 * worker: not every library opens close-on-exec (LMDB keeps
+		 * the store's data file open without it), and a worker may
+		 * read and write any fd it holds.
+		 */
+		if (dup2(sv[1], ZYGOTE_FD) < 0 || close_range(ZYGOTE_FD + 1, ~0U, 0) != 0)
 			_exit(127);
 		execv(V->self_exe, argv);
 		_exit(127);
@@ -151,6 +183,24 @@ zygote_start(void)
 		return VTPM_E_IO;
 	}
 	log_info("worker zygote %d started", (int)pid);
+	zygote_spares_fill();
+	return 0;
+}
+
+int
+zygote_socketpair(int sv[2])
+{
+	int sndbuf = 1 << 20;
+	struct timeval tv = { 2, 0 };
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		log_warn("socketpair");
+		return VTPM_E_IO;
+	}
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	/* a worker that stops reading cannot block the parent for long */
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	return 0;
 }
 
@@ -169,6 +219,82 @@ zygote_spawn(int worker_fd, uint32_t *id)
 	return rc;
 }
 
+void
+zygote_spares_fill(void)
+{
+	struct spare *sp;
+	int sv[2];
+
+	while (nspares < V->cfg.worker_spares && zyg_ev.fd >= 0 && !V->shutting_down) {
+		if (zygote_socketpair(sv) != 0)
+			return;
+		sp = &spares[nspares];
+		if (zygote_spawn(sv[1], &sp->sp_id) != 0) {
+			close(sv[0]);
+			close(sv[1]);
+			return;
+		}
+		close(sv[1]);
+		sp->sp_fd = sv[0];
+		sp->sp_pid = -1;
+		clock_gettime(CLOCK_MONOTONIC, &sp->sp_asked);
+		nspares++;
+	}
+}
+
+static void
+spare_remove(int i)
+{
+	close(spares[i].sp_fd);
+	spares[i] = spares[--nspares];
+	memset(&spares[nspares], 0, sizeof(spares[nspares]));
+}
+
+/* A spare is usable while its end of the socket is quiet: no EOF, no data. */
+static int
+spare_alive(const struct spare *sp)
+{
+	struct pollfd pfd = { .fd = sp->sp_fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 0;
+}
+
+int
+zygote_take(int *fd, uint32_t *id, pid_t *pid)
+{
+	struct spare sp;
+
+	while (nspares > 0) {
+		sp = spares[0];
+		spares[0] = spares[--nspares];
+		if (!spare_alive(&sp)) {
+			log_warnx("spare worker %d is gone; not used", (int)sp.sp_pid);
+			close(sp.sp_fd);
+			if (sp.sp_pid > 0)
+				kill(sp.sp_pid, SIGKILL);	/* its exit is reported */
+			continue;
+		}
+		*fd = sp.sp_fd;
+		*id = sp.sp_id;
+		*pid = sp.sp_pid;
+		return 0;
+	}
+	return VTPM_E_AGAIN;
+}
+
+int
+zygote_spares(void)
+{
+	return nspares;
+}
+
+static void
+spares_drop_all(void)
+{
+	while (nspares > 0)
+		spare_remove(nspares - 1);	/* they exit on EOF */
+}
+
 static void
 zygote_lost(const char *why)
 {
@@ -180,7 +306,50 @@ zygote_lost(const char *why)
 	}
 	if (zyg_pid > 0)
 		kill(zyg_pid, SIGKILL);	/* reaped in zygote_reaped() */
+	spares_drop_all();
 	insts_zygote_lost();
+}
+
+static long long
+spare_age_ms(const struct spare *sp)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - sp->sp_asked.tv_sec) * 1000 +
+	    (now.tv_nsec - sp->sp_asked.tv_nsec) / 1000000;
+}
+
+/* ZYG_SPAWNED / ZYG_EXITED about a spare: 1 if it was one. */
+static int
+spare_event(uint8_t type, uint32_t a, uint32_t b)
+{
+	int i;
+
+	for (i = 0; i < nspares; i++) {
+		if (type == ZYG_SPAWNED && spares[i].sp_id == a && spares[i].sp_pid == -1) {
+			if (b == 0) {
+				log_warnx("worker zygote could not fork a spare worker");
+				spare_remove(i);	/* refilled at the next attach */
+				return 1;
+			}
+			spares[i].sp_pid = (pid_t)b;
+			log_debug("spare worker %d ready", (int)b);
+			return 1;
+		}
+		if (type == ZYG_EXITED && spares[i].sp_pid == (pid_t)a) {
+			int young = spare_age_ms(&spares[i]) < SPARE_MIN_LIFE_MS;
+
+			log_warnx("spare worker %d exited (status 0x%x); %s", (int)a, b,
+			    young ? "it died at start: replaced at the next attach" :
+			    "replacing it");
+			spare_remove(i);
+			if (!young)
+				zygote_spares_fill();
+			return 1;
+		}
+	}
+	return 0;
 }
 
 void
@@ -203,6 +372,8 @@ zygote_event(void)
 			zygote_lost(rc != 0 ? vtpm_strerror(rc) : "bad message");
 			return;
 		}
+		if (spare_event(type, be32_dec(body), be32_dec(body + 4)))
+			continue;
 		if (type == ZYG_SPAWNED)
 			inst_spawned(be32_dec(body), (pid_t)be32_dec(body + 4));
 		else
@@ -226,6 +397,7 @@ zygote_reaped(pid_t pid)
 void
 zygote_stop(void)
 {
+	spares_drop_all();
 	if (zyg_ev.fd >= 0) {
 		ev_del(&zyg_ev);
 		close(zyg_ev.fd);	/* the zygote exits on EOF */

@@ -56,7 +56,7 @@ echo "| 3 | durable NV_Increment/s, $NG guests, aggregate | $(num "$M_V" 0)/s | 
 for n in $MEM_KEYS; do
 	PV=$(v "mem.vtpmd$n.per_instance_pss") PS=$(v "mem.swtpm$n.per_instance_pss")
 	R=$(ratio "$PV" "$PS")
-	echo "| 4 | PSS per attached instance, $n instances (workers + zygote + parent, divided), KiB | $(num "$PV" 0) (total $(num "$(v "mem.vtpmd$n.total_pss")" 0) MiB) | swtpm $(num "$PS" 0) (total $(num "$(v "mem.swtpm$n.total_pss")" 0) MiB) | $R | ≤ 0.8 | $(verdict "$R" le 0.8) |"
+	echo "| 4 | PSS per attached instance, $n instances (workers + zygote + spares + parent, divided), KiB | $(num "$PV" 0) (total $(num "$(v "mem.vtpmd$n.total_pss")" 0) MiB) | swtpm $(num "$PS" 0) (total $(num "$(v "mem.swtpm$n.total_pss")" 0) MiB) | $R | ≤ 0.8 | $(verdict "$R" le 0.8) |"
 done
 S_EK=$(v setup.swtpm_ek_cert.p50)
 if [ -n "$S_EK" ] && [ -n "$C_FR" ]; then
@@ -126,7 +126,7 @@ echo "Memory: private dirty KiB of one worker / one swtpm by mapping (largest fi
 echo
 for n in $MEM_KEYS; do
 	echo "- vtpmd worker ($n): $(awk -v k="mem.vtpmd$n.pd." '$1 == "R" && index($2, k) == 1 { printf "%s %d, ", substr($2, length(k) + 1), $3 }' "$RES" | sed 's/, $//')"
-	echo "  worker PSS $(num "$(v "mem.vtpmd$n.worker_pss")" 0), RSS $(num "$(v "mem.vtpmd$n.worker_rss")" 0), private dirty $(num "$(v "mem.vtpmd$n.worker_priv_dirty")" 0); parent PSS $(num "$(v "mem.vtpmd$n.parent_pss")" 0); zygote PSS $(num "$(v "mem.vtpmd$n.helpers_pss")" 0); all attached in $(num "$(v "mem.vtpmd$n.attach_all_s")" 1) s"
+	echo "  worker PSS $(num "$(v "mem.vtpmd$n.worker_pss")" 0), RSS $(num "$(v "mem.vtpmd$n.worker_rss")" 0), private dirty $(num "$(v "mem.vtpmd$n.worker_priv_dirty")" 0); parent PSS $(num "$(v "mem.vtpmd$n.parent_pss")" 0); zygote and $(num "$(v "mem.vtpmd$n.spares")" 0) idle spare workers PSS $(num "$(v "mem.vtpmd$n.helpers_pss")" 0) (a spare $(num "$(v "mem.vtpmd$n.spare_pss")" 0)); all attached in $(num "$(v "mem.vtpmd$n.attach_all_s")" 1) s"
 	echo "- swtpm ($n): $(awk -v k="mem.swtpm$n.pd." '$1 == "R" && index($2, k) == 1 { printf "%s %d, ", substr($2, length(k) + 1), $3 }' "$RES" | sed 's/, $//')"
 	echo "  swtpm RSS $(num "$(v "mem.swtpm$n.rss")" 0), private dirty $(num "$(v "mem.swtpm$n.priv_dirty")" 0); all answering in $(num "$(v "mem.swtpm$n.start_all_s")" 1) s"
 done

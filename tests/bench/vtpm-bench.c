@@ -1191,6 +1191,22 @@ proc_is_worker(pid_t pid)
 	return strncmp(comm, "vtpmd-worker", 12) == 0;
 }
 
+/*
+ * A spare worker (vtpmd --worker-spares) has no guest connection yet: fds
+ * 0-3 only. 0 when fd 4 cannot be checked (not root): counted as a worker.
+ */
+static int
+proc_is_spare(pid_t pid)
+{
+	char path[64], target[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/3", (int)pid);
+	if (readlink(path, target, sizeof(target)) < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd/4", (int)pid);
+	return readlink(path, target, sizeof(target)) < 0 && errno == ENOENT;
+}
+
 static int
 cmd_hold(void)
 {
@@ -1200,10 +1216,10 @@ cmd_hold(void)
 	struct mem_kib par, m;
 	pid_t *kids;
 	size_t nk, i;
-	long pss = 0, rss = 0, pd = 0, other_pss = 0;
+	long pss = 0, rss = 0, pd = 0, other_pss = 0, spare_pss = 0;
 	double secs;
 	char k[128];
-	int ngone = 0;
+	int ngone = 0, nspare = 0;
 	size_t nw = 0;
 
 	if (!O.have_server || O.vtpmd_pid <= 0)
@@ -1238,6 +1254,11 @@ cmd_hold(void)
 			other_pss += m.pss;
 			continue;
 		}
+		if (proc_is_spare(kids[i])) {	/* idle, waiting for an instance */
+			spare_pss += m.pss;
+			nspare++;
+			continue;
+		}
 		kids[nw++] = kids[i];
 		pss += m.pss;
 		rss += m.rss;
@@ -1247,8 +1268,15 @@ cmd_hold(void)
 	if (nk == 0)
 		die("no vtpmd-worker among the descendants of %d", (int)O.vtpmd_pid);
 	note("%s: %zu workers: PSS %ld KiB (%.0f each), parent PSS %ld KiB (RSS %ld, "
-	    "private dirty %ld), other helpers (zygote) PSS %ld KiB, %d gone", O.label, nk,
-	    pss, (double)pss / (double)nk, par.pss, par.rss, par.priv_dirty, other_pss, ngone);
+	    "private dirty %ld), other helpers (zygote) PSS %ld KiB, %d idle spare workers "
+	    "PSS %ld KiB, %d gone", O.label, nk, pss, (double)pss / (double)nk, par.pss,
+	    par.rss, par.priv_dirty, other_pss, nspare, spare_pss, ngone);
+	/* The spares are part of the cost: they count in the totals below. */
+	other_pss += spare_pss;
+	snprintf(k, sizeof(k), "mem.%s.spares", O.label);
+	result(k, (double)nspare, "processes");
+	snprintf(k, sizeof(k), "mem.%s.spare_pss", O.label);
+	result(k, nspare > 0 ? (double)spare_pss / (double)nspare : 0.0, "KiB");
 	snprintf(k, sizeof(k), "mem.%s.workers", O.label);
 	result(k, (double)nk, "processes");
 	snprintf(k, sizeof(k), "mem.%s.total_pss", O.label);

@@ -16,6 +16,10 @@ for mode in zygote exec; do
 	pid=$(vtpmctl --json show guest-aaaaaaaaaaaa | python3 -c 'import json,sys; print(json.load(sys.stdin)["instance"]["worker_pid"])')
 	check "$mode: the worker is a live process" test -d "/proc/$pid"
 	check_ne "$mode: the worker does not run as root" "$(stat -c %u /proc/$pid)" 0
+	check "$mode: the worker holds no fd of the store" \
+		fails_ grep -q "$T/state" <<<"$(ls -l /proc/$pid/fd/ 2>&1)"
+	check_eq "$mode: the worker holds fds 0-3 and its guest's connection only" \
+		"$(ls /proc/$pid/fd | sort -n | tr '\n' ' ')" "0 1 2 3 4 "
 	cmd=$(tr '\0' ' ' </proc/$pid/cmdline)
 	if [ "$mode" = exec ]; then
 		check "$mode: the worker was exec'd as vtpmd --worker" grep -q -- '--worker ' <<<"$cmd"
