@@ -10,7 +10,6 @@
  *   <- e, ee, s, es                                  (msg 2)
  *   -> s, se                                         (msg 3)
  *   -> EVIDENCE(report_data = H("guest", h))
- *                                      (own evidence made meanwhile)
  *                                      verify, then
  *   <- EVIDENCE(report_data = H("vtpmd", h))
  *   -> ATTACH(version, flags)
@@ -48,9 +47,6 @@ struct session {
 	struct attest_claims	 claims;
 	uint32_t		 attach_flags;
 	uint8_t			 version;	/* of ATTACH: 1, or 2 (freshness reports) */
-	uint8_t			*own_ev;	/* our evidence for this h, not sent yet */
-	size_t			 own_evlen;
-	int			 own_rc;	/* attest_evidence_get()'s result */
 	unsigned		 id;
 };
 static TAILQ_HEAD(, session) sessions = TAILQ_HEAD_INITIALIZER(sessions);
@@ -70,7 +66,6 @@ session_free(struct session *s)
 		noise_hs_free(s->hs);
 	chan_free(s->ch);	/* closes the fd unless handed off */
 	sodium_memzero(s->h, sizeof(s->h));
-	free(s->own_ev);
 	free(s);
 	V->nhandshakes--;
 }
@@ -166,27 +161,6 @@ session_msg1(struct session *s, const uint8_t *frame, size_t len)
 	return 0;
 }
 
-/*
- * Produces our own evidence as soon as h is known, while the guest is busy
- * producing its own: the two run side by side instead of one after the
- * other. It is only sent once the guest's evidence verified (the wire order
- * of docs/PROTOCOL.md 4 is unchanged); a failure is reported then too, so
- * that a refused guest still hears about its own evidence first.
- */
-static void
-own_evidence_make(struct session *s)
-{
-	uint8_t rd[ATTEST_REPORT_DATA_LEN];
-
-	if ((s->own_ev = malloc(ATTEST_MAX_EVIDENCE)) == NULL) {
-		s->own_rc = VTPM_E_NOMEM;
-		return;
-	}
-	attest_report_data(ATTEST_ROLE_VTPMD, s->h, rd);
-	s->own_rc = attest_evidence_get(V->attester, rd, s->own_ev, ATTEST_MAX_EVIDENCE,
-	    &s->own_evlen);
-}
-
 static int
 session_msg3(struct session *s, const uint8_t *frame, size_t len)
 {
@@ -206,7 +180,6 @@ session_msg3(struct session *s, const uint8_t *frame, size_t len)
 	noise_hs_free(s->hs);
 	s->hs = NULL;
 	s->state = S_EVIDENCE;
-	own_evidence_make(s);
 	return 0;
 }
 
@@ -214,7 +187,9 @@ static void
 session_evidence(struct session *s, const uint8_t *body, size_t len)
 {
 	uint8_t rd[ATTEST_REPORT_DATA_LEN];
+	uint8_t ev[ATTEST_MAX_EVIDENCE];
 	char why[256], hexm[97], hexh[65];
+	size_t evlen;
 	int rc;
 
 	attest_report_data(ATTEST_ROLE_GUEST, s->h, rd);
@@ -230,12 +205,12 @@ session_evidence(struct session *s, const uint8_t *body, size_t len)
 	attest_hex_encode(s->claims.host_data, sizeof(s->claims.host_data), hexh);
 	log_info("session %u: guest evidence verified (measurement %.16s..., "
 	    "host data %.16s...)", s->id, hexm, hexh);
-	if (s->own_rc != 0 || chan_send(s->ch, MSG_EVIDENCE, s->own_ev, s->own_evlen) != 0) {
+	attest_report_data(ATTEST_ROLE_VTPMD, s->h, rd);
+	if ((rc = attest_evidence_get(V->attester, rd, ev, sizeof(ev), &evlen)) != 0 ||
+	    (rc = chan_send(s->ch, MSG_EVIDENCE, ev, evlen)) != 0) {
 		session_fail(s, ERR_INTERNAL, "could not send own evidence");
 		return;
 	}
-	free(s->own_ev);
-	s->own_ev = NULL;
 	s->state = S_ATTACH;
 }
 
