@@ -57,6 +57,7 @@
 /* Checkpoint triggers: the log half full, or its oldest record this old. */
 #define LMDB_CKPT_FILL_DIV	2
 #define LMDB_CKPT_AGE_MS	1000
+#define LMDB_CKPT_RETRY_MS	100	/* after a failed checkpoint, on the commit path */
 #define LMDB_OV_BUCKETS		1024
 
 /* The overlay: what the log holds and LMDB does not yet, newest value per key. */
@@ -110,6 +111,7 @@ struct store_lmdb {
 	uint64_t	 log_last_seq;	/* last record appended or replayed */
 	struct timespec	 log_first;	/* when the overlay got its first entry */
 	struct timespec	 log_tried;	/* the last checkpoint attempt */
+	struct timespec	 log_reset_tried;	/* the last reset attempt */
 	struct lmdb_ov_inst *ov_inst[LMDB_OV_BUCKETS];
 	struct lmdb_ov_blob *ov_blob[LMDB_OV_BUCKETS];
 	size_t		 ov_count;
@@ -219,7 +221,7 @@ lmdb_ov_inst_put(struct store_lmdb *st, struct lmdb_ov_inst *e)
 	for (pp = &st->ov_inst[h]; *pp != NULL; pp = &(*pp)->next) {
 		if (strcmp((*pp)->rec.name, e->rec.name) == 0) {
 			e->next = (*pp)->next;
-			st->ov_bytes -= (*pp)->len;
+			st->ov_bytes += e->len - (*pp)->len;
 			free(*pp);
 			*pp = e;
 			return;
@@ -240,7 +242,7 @@ lmdb_ov_blob_put(struct store_lmdb *st, struct lmdb_ov_blob *e)
 	for (pp = &st->ov_blob[h]; *pp != NULL; pp = &(*pp)->next) {
 		if (memcmp((*pp)->key, e->key, STORE_BLOB_KEY_LEN) == 0) {
 			e->next = (*pp)->next;
-			st->ov_bytes -= (*pp)->len;
+			st->ov_bytes += e->len - (*pp)->len;
 			free((*pp)->data);
 			free(*pp);
 			*pp = e;
@@ -1226,6 +1228,15 @@ lmdb_apply_overlay(struct store_lmdb *st, MDB_txn *txn, const void *arg)
 	return lmdb_err(mdb_put(txn, st->db_meta, &k, &v, 0), "put logdone");
 }
 
+static int64_t
+lmdb_ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
 /*
  * The checkpoint: if the log's epoch may hold records LMDB lacks, puts the
  * overlay into LMDB and closes the epoch in one durable transaction; then
@@ -1237,7 +1248,7 @@ lmdb_apply_overlay(struct store_lmdb *st, MDB_txn *txn, const void *arg)
 static int
 lmdb_checkpoint(struct store_lmdb *st)
 {
-	int rc;
+	int rc, closed = 0;
 
 	if (st->log == NULL)
 		return 0;
@@ -1251,8 +1262,12 @@ lmdb_checkpoint(struct store_lmdb *st)
 		lmdb_ov_clear(st);
 		st->log_open = 0;
 		st->log_ready = 0;
+		closed = 1;
 	}
-	if (!st->log_ready) {
+	/* a failing log is retried at most every LMDB_CKPT_RETRY_MS */
+	if (!st->log_ready && (closed ||
+	    lmdb_ms_since(&st->log_reset_tried) >= LMDB_CKPT_RETRY_MS)) {
+		clock_gettime(CLOCK_MONOTONIC, &st->log_reset_tried);
 		if (store_log_reset(st->log) == 0)
 			st->log_ready = 1;
 		else
@@ -1260,15 +1275,6 @@ lmdb_checkpoint(struct store_lmdb *st)
 			    st->dir);
 	}
 	return 0;
-}
-
-static int64_t
-lmdb_ms_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
 /*
@@ -1358,7 +1364,9 @@ lmdb_log_commit(struct store_lmdb *st, const struct store_batch *b)
 		return 1;	/* the LMDB way says "full" now, not a checkpoint later */
 	/* due: half full, or the oldest entry a second old */
 	if (st->log_ready && (store_log_used(st->log) + need > size / LMDB_CKPT_FILL_DIV ||
-	    (st->ov_count > 0 && lmdb_ms_since(&st->log_first) >= LMDB_CKPT_AGE_MS)))
+	    (st->ov_count > 0 && lmdb_ms_since(&st->log_first) >= LMDB_CKPT_AGE_MS)) &&
+	    (lmdb_ms_since(&st->log_tried) >= LMDB_CKPT_RETRY_MS ||
+	    need > size - store_log_used(st->log)))
 		(void)lmdb_checkpoint(st);	/* failed: go on while the log has room */
 	if (!st->log_ready) {
 		(void)lmdb_checkpoint(st);
