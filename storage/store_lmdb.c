@@ -717,6 +717,19 @@ lmdb_inst_read(struct store_lmdb *st, MDB_txn *txn, const char *name,
 	return 0;
 }
 
+/* As lmdb_inst_read(), the overlay first (log_mu held): it is newer. */
+static int
+lmdb_inst_read_ov(struct store_lmdb *st, MDB_txn *txn, const char *name,
+    struct store_instance *out)
+{
+	struct lmdb_ov_inst *e;
+
+	if ((e = lmdb_ov_inst_find(st, name)) == NULL)
+		return lmdb_inst_read(st, txn, name, out);
+	*out = e->rec;
+	return 0;
+}
+
 static int
 lmdb_inst_get(struct store *s, const char *name, struct store_instance *out)
 {
@@ -771,7 +784,6 @@ lmdb_inst_find_identity(struct store *s, const uint8_t ident[STORE_IDENT_LEN],
 {
 	struct store_lmdb *st = lmdb_of(s);
 	char name[STORE_NAME_MAX + 1];
-	struct lmdb_ov_inst *e;
 	MDB_txn *txn;
 	int rc;
 
@@ -783,8 +795,7 @@ lmdb_inst_find_identity(struct store *s, const uint8_t ident[STORE_IDENT_LEN],
 		return rc;
 	}
 	if ((rc = lmdb_ident_read(st, txn, ident, name)) == 0 &&
-	    ((e = lmdb_ov_inst_find(st, name)) != NULL ? (*out = e->rec, 0) :
-	    (rc = lmdb_inst_read(st, txn, name, out))) == 0 &&
+	    (rc = lmdb_inst_read_ov(st, txn, name, out)) == 0 &&
 	    (memcmp(out->measurement, meas, STORE_MEAS_LEN) != 0 ||
 	    memcmp(out->host_data, host, STORE_HOST_DATA_LEN) != 0)) {
 		log_warnx("%s: ident index names %s, whose identity differs",
