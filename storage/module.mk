@@ -3,7 +3,7 @@
 # helpers: OpenSSL libcrypto, json-c; libcurl is dlopen()ed at run time, so
 # nothing here links it). Linked only by the process that holds keys and
 # the store (the parent); never by a TPM worker.
-STORAGE_SRCS := storage/seal.c storage/store.c storage/store_lmdb.c storage/store_etcd.c \
+STORAGE_SRCS := storage/seal.c storage/store.c storage/store_lmdb.c storage/store_log.c storage/store_etcd.c \
 	storage/etcd_json.c storage/keyprov.c \
 	storage/keyprov_kbs.c storage/curl_dl.c storage/jose.c storage/rewrap.c \
 	storage/kbs_evidence.c

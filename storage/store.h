@@ -51,7 +51,7 @@
 #define STORE_BLOB_MAX		(SEAL_PLAIN_MAX + SEAL_BLOB_OVERHEAD)
 
 /* Flags for store_open_lmdb_flags(). */
-#define STORE_F_NOSYNC		0x1u	/* MDB_NOSYNC: NOT durable; tests and benchmarks only */
+#define STORE_F_NOSYNC		0x1u	/* MDB_NOSYNC, no fdatasync of the log: NOT durable; tests and benchmarks only */
 
 struct store;		/* opaque; begins with const struct store_ops *ops */
 struct store_batch;	/* opaque; heap */
@@ -80,6 +80,15 @@ struct store_instance {
 /*
  * Opens (creating if needed) the LMDB store in directory dir, durably:
  * every commit is flushed to the device before it returns.
+ * Beside LMDB's data.mdb the store keeps a commit log, dir/commit.log
+ * (STORE_LOG_SIZE, 32 MiB, zero-filled once): a batch of only
+ * store_batch_put_blob() and store_batch_put_inst() writes that replace a
+ * record of the same uuid and identity (the NV-write hot path) is made
+ * durable by one append and one fdatasync there, and moved into LMDB by a
+ * later checkpoint (every other batch, store_inst_list(), a snapshot, the
+ * log half full, a second after its first record via store_fleet_tick(),
+ * store_close()). Open replays what the log holds and LMDB lacks (a crash),
+ * so the two files are the store: copy or move them together.
  *   dir       created with mode 0700 if missing (the last component only);
  *   map_size  the largest the data file may grow to, in bytes; 0 = 1 GiB.
  *             The file is sparse and grows only as data is written.
@@ -149,6 +158,9 @@ void store_inst_release(struct store *s, const char *name);
  * Checks every claimed instance: one whose lease may lapse before the next
  * renewal is marked lost and lost(name, arg) is called, so the caller stops
  * serving it before anyone else can take it. Call at least once a second.
+ * Also the backends' periodic housekeeping: LMDB checkpoints its commit
+ * log there once its oldest record is a second old, and retries a failed
+ * checkpoint (lost is never called).
  */
 void store_fleet_tick(struct store *s, void (*lost)(const char *name, void *arg),
     void *arg);

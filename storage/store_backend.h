@@ -41,7 +41,10 @@ struct store_ops {
 	int	(*xfer_get)(struct store *s, uint8_t kind,
 		    const uint8_t id[STORE_XFER_ID_LEN], uint8_t *buf, size_t cap,
 		    size_t *len);
-	/* Ownership (store.h); NULL in a backend with one process per store. */
+	/*
+	 * Ownership (store.h); NULL in a backend with one process per store,
+	 * except fleet_tick, which LMDB uses as its periodic tick.
+	 */
 	int	(*inst_claim)(struct store *s, const char *name, char *owner, size_t ownerlen);
 	void	(*inst_release)(struct store *s, const char *name);
 	void	(*fleet_tick)(struct store *s, void (*lost)(const char *, void *), void *arg);

@@ -12,6 +12,18 @@
  * closed and opened again from the file, and service resumes as soon as the
  * disk works. Any other failed commit (data pages not written, fdatasync
  * failed, map full) aborts the transaction and leaves the environment usable.
+ *
+ * The commit log (store_log.h): a batch made only of PUT_INST and PUT_BLOB
+ * ops, whose PUT_INSTs replace a record of the same uuid and identity (the
+ * NV-write hot path), is appended to dir/commit.log with one fdatasync
+ * instead of a durable LMDB transaction, and kept in an in-memory overlay
+ * that point lookups (inst_get, blob_get, inst_find_identity) read first.
+ * Every other batch, and every read of the inst or blob tables other than
+ * a point lookup (inst_list, snapshots), first runs a checkpoint: the
+ * overlay goes into LMDB in one durable transaction that also closes the
+ * log's epoch (meta key "logdone" = epoch || last seq), then the log is
+ * reset under a new random epoch. At open the records of an epoch that is
+ * not closed are replayed (a torn tail ends the log) and checkpointed.
  */
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -25,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -32,12 +45,35 @@
 #include "cursor.h"
 #include "log.h"
 #include "store_backend.h"
+#include "store_log.h"
 
 #define LMDB_DEFAULT_MAP	((size_t)1 << 30)
 #define LMDB_LOCK_FILE		"vtpmd.lock"
 #define LMDB_FORMAT_VERSION	1
 #define LMDB_META_FORMAT	"format"
 #define LMDB_META_KCV		"kcv"
+#define LMDB_META_LOGDONE	"logdone"	/* epoch(8) || seq(8): that epoch is in LMDB */
+
+/* Checkpoint triggers: the log half full, or its oldest record this old. */
+#define LMDB_CKPT_FILL_DIV	2
+#define LMDB_CKPT_AGE_MS	1000
+#define LMDB_CKPT_RETRY_MS	100	/* after a failed checkpoint, on the commit path */
+#define LMDB_OV_BUCKETS		1024
+
+/* The overlay: what the log holds and LMDB does not yet, newest value per key. */
+struct lmdb_ov_inst {
+	struct lmdb_ov_inst	*next;
+	struct store_instance	 rec;		/* decoded */
+	uint8_t			 enc[STORE_INST_RECORD_MAX];
+	size_t			 len;
+};
+
+struct lmdb_ov_blob {
+	struct lmdb_ov_blob	*next;
+	uint8_t			 key[STORE_BLOB_KEY_LEN];
+	uint8_t			*data;
+	size_t			 len;
+};
 
 struct store_lmdb {
 	struct store	 base;		/* first: store.c sees only this */
@@ -60,9 +96,31 @@ struct store_lmdb {
 	pthread_rwlock_t lock;
 	int		 panicked;	/* env refuses transactions: reopen it */
 	unsigned int	 snapshots;	/* open snapshots (atomic) */
+
+	/*
+	 * The commit log and its overlay, under log_mu (taken before lock).
+	 * log_open: the log's epoch may hold records LMDB lacks (it must be
+	 * closed by a checkpoint before a reset). log_ready: records may be
+	 * appended (a reset worked since the epoch was last closed, and no
+	 * append failed since).
+	 */
+	pthread_mutex_t	 log_mu;
+	struct store_log *log;
+	int		 log_open;
+	int		 log_ready;
+	uint64_t	 log_last_seq;	/* last record appended or replayed */
+	struct timespec	 log_first;	/* when the overlay got its first entry */
+	struct timespec	 log_tried;	/* the last checkpoint attempt */
+	struct timespec	 log_reset_tried;	/* the last reset attempt */
+	struct lmdb_ov_inst *ov_inst[LMDB_OV_BUCKETS];
+	struct lmdb_ov_blob *ov_blob[LMDB_OV_BUCKETS];
+	size_t		 ov_count;
+	size_t		 ov_bytes;	/* values held, for the room check */
 };
 
 static const struct store_ops lmdb_ops;
+static int lmdb_checkpoint(struct store_lmdb *st);
+static int lmdb_log_recover(struct store_lmdb *st, int nosync);
 
 static struct store_lmdb *
 lmdb_of(struct store *s)
@@ -115,6 +173,194 @@ lmdb_blob_key(uint8_t key[STORE_BLOB_KEY_LEN], const uint8_t uuid[SEAL_UUID_LEN]
 {
 	memcpy(key, uuid, SEAL_UUID_LEN);
 	key[SEAL_UUID_LEN] = type;
+}
+
+/* ---- the overlay (under log_mu) ---------------------------------------- */
+
+static unsigned int
+lmdb_ov_hash(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t h = 2166136261u;	/* FNV-1a: keys are names and uuids, not hostile */
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h % LMDB_OV_BUCKETS;
+}
+
+static struct lmdb_ov_inst *
+lmdb_ov_inst_find(struct store_lmdb *st, const char *name)
+{
+	struct lmdb_ov_inst *e;
+
+	for (e = st->ov_inst[lmdb_ov_hash(name, strlen(name))]; e != NULL; e = e->next)
+		if (strcmp(e->rec.name, name) == 0)
+			return e;
+	return NULL;
+}
+
+static struct lmdb_ov_blob *
+lmdb_ov_blob_find(struct store_lmdb *st, const uint8_t key[STORE_BLOB_KEY_LEN])
+{
+	struct lmdb_ov_blob *e;
+
+	for (e = st->ov_blob[lmdb_ov_hash(key, STORE_BLOB_KEY_LEN)]; e != NULL; e = e->next)
+		if (memcmp(e->key, key, STORE_BLOB_KEY_LEN) == 0)
+			return e;
+	return NULL;
+}
+
+/* Puts e in the overlay, replacing (and freeing) an entry of the same key. */
+static void
+lmdb_ov_inst_put(struct store_lmdb *st, struct lmdb_ov_inst *e)
+{
+	struct lmdb_ov_inst **pp;
+	unsigned int h = lmdb_ov_hash(e->rec.name, strlen(e->rec.name));
+
+	for (pp = &st->ov_inst[h]; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp((*pp)->rec.name, e->rec.name) == 0) {
+			e->next = (*pp)->next;
+			st->ov_bytes += e->len - (*pp)->len;
+			free(*pp);
+			*pp = e;
+			return;
+		}
+	}
+	e->next = st->ov_inst[h];
+	st->ov_inst[h] = e;
+	st->ov_count++;
+	st->ov_bytes += e->len;
+}
+
+static void
+lmdb_ov_blob_put(struct store_lmdb *st, struct lmdb_ov_blob *e)
+{
+	struct lmdb_ov_blob **pp;
+	unsigned int h = lmdb_ov_hash(e->key, STORE_BLOB_KEY_LEN);
+
+	for (pp = &st->ov_blob[h]; *pp != NULL; pp = &(*pp)->next) {
+		if (memcmp((*pp)->key, e->key, STORE_BLOB_KEY_LEN) == 0) {
+			e->next = (*pp)->next;
+			st->ov_bytes += e->len - (*pp)->len;
+			free((*pp)->data);
+			free(*pp);
+			*pp = e;
+			return;
+		}
+	}
+	e->next = st->ov_blob[h];
+	st->ov_blob[h] = e;
+	st->ov_count++;
+	st->ov_bytes += e->len;
+}
+
+static void
+lmdb_ov_clear(struct store_lmdb *st)
+{
+	struct lmdb_ov_inst *ie;
+	struct lmdb_ov_blob *be;
+	size_t h;
+
+	for (h = 0; h < LMDB_OV_BUCKETS; h++) {
+		while ((ie = st->ov_inst[h]) != NULL) {
+			st->ov_inst[h] = ie->next;
+			free(ie);
+		}
+		while ((be = st->ov_blob[h]) != NULL) {
+			st->ov_blob[h] = be->next;
+			free(be->data);
+			free(be);
+		}
+	}
+	st->ov_count = 0;
+	st->ov_bytes = 0;
+}
+
+/* One prepared overlay entry per op of a loggable batch. */
+struct lmdb_ov_prep {
+	struct lmdb_ov_inst	**inst;
+	struct lmdb_ov_blob	**blob;
+	size_t			 n;
+};
+
+static void
+lmdb_ov_prep_free(struct lmdb_ov_prep *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		free(p->inst[i]);
+		if (p->blob[i] != NULL)
+			free(p->blob[i]->data);
+		free(p->blob[i]);
+	}
+	free(p->inst);
+	free(p->blob);
+	memset(p, 0, sizeof(*p));
+}
+
+/*
+ * Allocates the overlay entries of b's ops before anything is written, so
+ * that once the record is durable, putting them in cannot fail.
+ */
+static int
+lmdb_ov_prep(const struct store_batch *b, struct lmdb_ov_prep *p)
+{
+	size_t i;
+
+	memset(p, 0, sizeof(*p));
+	if ((p->inst = calloc(b->n, sizeof(*p->inst))) == NULL ||
+	    (p->blob = calloc(b->n, sizeof(*p->blob))) == NULL) {
+		free(p->inst);
+		return VTPM_E_NOMEM;
+	}
+	p->n = b->n;
+	for (i = 0; i < b->n; i++) {
+		const struct store_op *op = &b->ops[i];
+
+		if (op->kind == STORE_OP_PUT_INST) {
+			if ((p->inst[i] = calloc(1, sizeof(*p->inst[i]))) == NULL)
+				goto nomem;
+			if (op->len > sizeof(p->inst[i]->enc) ||
+			    store_inst_decode(op->data, op->len, &p->inst[i]->rec) != 0) {
+				lmdb_ov_prep_free(p);
+				return VTPM_E_INVAL;	/* store.c encoded it: cannot happen */
+			}
+			memcpy(p->inst[i]->enc, op->data, op->len);
+			p->inst[i]->len = op->len;
+		} else {
+			if ((p->blob[i] = calloc(1, sizeof(*p->blob[i]))) == NULL ||
+			    (p->blob[i]->data = malloc(op->len)) == NULL)
+				goto nomem;
+			lmdb_blob_key(p->blob[i]->key, op->uuid, op->type);
+			memcpy(p->blob[i]->data, op->data, op->len);
+			p->blob[i]->len = op->len;
+		}
+	}
+	return 0;
+nomem:
+	lmdb_ov_prep_free(p);
+	return VTPM_E_NOMEM;
+}
+
+/* Moves the prepared entries into the overlay, in batch order. */
+static void
+lmdb_ov_prep_apply(struct store_lmdb *st, struct lmdb_ov_prep *p)
+{
+	size_t i;
+
+	if (st->ov_count == 0)
+		clock_gettime(CLOCK_MONOTONIC, &st->log_first);
+	for (i = 0; i < p->n; i++) {
+		if (p->inst[i] != NULL)
+			lmdb_ov_inst_put(st, p->inst[i]);
+		if (p->blob[i] != NULL)
+			lmdb_ov_blob_put(st, p->blob[i]);
+		p->inst[i] = NULL;
+		p->blob[i] = NULL;
+	}
+	lmdb_ov_prep_free(p);
 }
 
 /* ---- open and close --------------------------------------------------- */
@@ -341,6 +587,11 @@ store_open_lmdb_flags(const char *dir, size_t map_size, unsigned int flags,
 		free(st);
 		return VTPM_E_NOMEM;
 	}
+	if (pthread_mutex_init(&st->log_mu, NULL) != 0) {
+		pthread_rwlock_destroy(&st->lock);
+		free(st);
+		return VTPM_E_NOMEM;
+	}
 	memcpy(st->dir, dir, strlen(dir) + 1);
 	if ((rc = lmdb_lock_dir(dir, &st->lock_fd)) != 0)
 		goto fail;
@@ -356,6 +607,8 @@ store_open_lmdb_flags(const char *dir, size_t map_size, unsigned int flags,
 		    (created && (rc = lmdb_fsync_dir(dirname(parent))) != 0))
 			goto fail;
 	}
+	if ((rc = lmdb_log_recover(st, (flags & STORE_F_NOSYNC) != 0)) != 0)
+		goto fail;
 	if (flags & STORE_F_NOSYNC)
 		log_warnx("store %s opened without sync: commits are NOT durable", dir);
 	*out = &st->base;
@@ -377,11 +630,19 @@ lmdb_close(struct store *s)
 {
 	struct store_lmdb *st = lmdb_of(s);
 
+	if (st->log != NULL) {
+		/* best effort: a failure leaves the log for the next open */
+		if (st->env != NULL)
+			(void)lmdb_checkpoint(st);
+		lmdb_ov_clear(st);
+		store_log_close(st->log);
+	}
 	if (st->env != NULL)
 		mdb_env_close(st->env);
 	if (st->lock_fd != -1)
 		close(st->lock_fd);	/* releases the flock */
 	pthread_rwlock_destroy(&st->lock);
+	pthread_mutex_destroy(&st->log_mu);
 	free(st);
 }
 
@@ -456,17 +717,36 @@ lmdb_inst_read(struct store_lmdb *st, MDB_txn *txn, const char *name,
 	return 0;
 }
 
+/* As lmdb_inst_read(), the overlay first (log_mu held): it is newer. */
+static int
+lmdb_inst_read_ov(struct store_lmdb *st, MDB_txn *txn, const char *name,
+    struct store_instance *out)
+{
+	struct lmdb_ov_inst *e;
+
+	if ((e = lmdb_ov_inst_find(st, name)) == NULL)
+		return lmdb_inst_read(st, txn, name, out);
+	*out = e->rec;
+	return 0;
+}
+
 static int
 lmdb_inst_get(struct store *s, const char *name, struct store_instance *out)
 {
 	struct store_lmdb *st = lmdb_of(s);
+	struct lmdb_ov_inst *e;
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = lmdb_begin_read(st, &txn)) != 0)
-		return rc;
-	rc = lmdb_inst_read(st, txn, name, out);
-	lmdb_end_read(st, txn);
+	pthread_mutex_lock(&st->log_mu);
+	if ((e = lmdb_ov_inst_find(st, name)) != NULL) {
+		*out = e->rec;		/* newer than LMDB's */
+		rc = 0;
+	} else if ((rc = lmdb_begin_read(st, &txn)) == 0) {
+		rc = lmdb_inst_read(st, txn, name, out);
+		lmdb_end_read(st, txn);
+	}
+	pthread_mutex_unlock(&st->log_mu);
 	return rc;
 }
 
@@ -508,10 +788,14 @@ lmdb_inst_find_identity(struct store *s, const uint8_t ident[STORE_IDENT_LEN],
 	int rc;
 
 	name[0] = '\0';
-	if ((rc = lmdb_begin_read(st, &txn)) != 0)
+	/* the log never changes an identity: LMDB's index holds, the record may be newer */
+	pthread_mutex_lock(&st->log_mu);
+	if ((rc = lmdb_begin_read(st, &txn)) != 0) {
+		pthread_mutex_unlock(&st->log_mu);
 		return rc;
+	}
 	if ((rc = lmdb_ident_read(st, txn, ident, name)) == 0 &&
-	    (rc = lmdb_inst_read(st, txn, name, out)) == 0 &&
+	    (rc = lmdb_inst_read_ov(st, txn, name, out)) == 0 &&
 	    (memcmp(out->measurement, meas, STORE_MEAS_LEN) != 0 ||
 	    memcmp(out->host_data, host, STORE_HOST_DATA_LEN) != 0)) {
 		log_warnx("%s: ident index names %s, whose identity differs",
@@ -523,6 +807,7 @@ lmdb_inst_find_identity(struct store *s, const uint8_t ident[STORE_IDENT_LEN],
 		rc = VTPM_E_FORMAT;
 	}
 	lmdb_end_read(st, txn);
+	pthread_mutex_unlock(&st->log_mu);
 	return rc;
 }
 
@@ -539,7 +824,11 @@ lmdb_inst_list(struct store *s, int (*cb)(const struct store_instance *, void *)
 	int rc, bad = 0;
 	MDB_cursor_op op = MDB_FIRST;
 
-	if ((rc = lmdb_begin_read(st, &txn)) != 0)
+	/* LMDB holds everything from here (cb may call the store: no log_mu) */
+	pthread_mutex_lock(&st->log_mu);
+	rc = lmdb_checkpoint(st);
+	pthread_mutex_unlock(&st->log_mu);
+	if (rc != 0 || (rc = lmdb_begin_read(st, &txn)) != 0)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, st->db_inst, &cur)) != 0) {
 		lmdb_end_read(st, txn);
@@ -581,24 +870,32 @@ lmdb_blob_get(struct store *s, const uint8_t uuid[SEAL_UUID_LEN], uint8_t type,
 {
 	struct store_lmdb *st = lmdb_of(s);
 	uint8_t key[STORE_BLOB_KEY_LEN];
-	MDB_txn *txn;
+	struct lmdb_ov_blob *e;
+	MDB_txn *txn = NULL;
 	MDB_val k, v;
 	int rc;
 
-	if ((rc = lmdb_begin_read(st, &txn)) != 0)
-		return rc;
 	lmdb_blob_key(key, uuid, type);
-	lmdb_val(&k, key, sizeof(key));
-	if ((rc = mdb_get(txn, st->db_blob, &k, &v)) != 0)
-		rc = lmdb_err(rc, "get blob");
-	else if (v.mv_size > cap) {
+	pthread_mutex_lock(&st->log_mu);
+	if ((e = lmdb_ov_blob_find(st, key)) != NULL) {
+		v.mv_data = e->data;
+		v.mv_size = e->len;
+		rc = 0;
+	} else if ((rc = lmdb_begin_read(st, &txn)) == 0) {
+		lmdb_val(&k, key, sizeof(key));
+		if ((rc = mdb_get(txn, st->db_blob, &k, &v)) != 0)
+			rc = lmdb_err(rc, "get blob");
+	}
+	if (rc == 0 && v.mv_size > cap) {
 		*len = v.mv_size;
 		rc = VTPM_E_TOOBIG;
-	} else {
+	} else if (rc == 0) {
 		memcpy(buf, v.mv_data, v.mv_size);
 		*len = v.mv_size;
 	}
-	lmdb_end_read(st, txn);
+	if (txn != NULL)
+		lmdb_end_read(st, txn);
+	pthread_mutex_unlock(&st->log_mu);
 	return rc;
 }
 
@@ -857,12 +1154,15 @@ lmdb_apply(struct store_lmdb *st, MDB_txn *txn, const struct store_op *op)
 	return VTPM_E_INVAL;
 }
 
+/*
+ * Runs apply(st, txn, arg) in one write transaction and commits it durably
+ * (unless MDB_NOSYNC): data pages, fdatasync, then the meta page.
+ */
 static int
-lmdb_batch_commit(struct store *s, const struct store_batch *b)
+lmdb_write_txn(struct store_lmdb *st,
+    int (*apply)(struct store_lmdb *, MDB_txn *, const void *), const void *arg)
 {
-	struct store_lmdb *st = lmdb_of(s);
 	MDB_txn *txn;
-	size_t i;
 	int rc;
 
 	if ((rc = lmdb_enter(st)) != 0)
@@ -872,13 +1172,10 @@ lmdb_batch_commit(struct store *s, const struct store_batch *b)
 		rc = lmdb_err(rc, "mdb_txn_begin");
 		goto out;
 	}
-	for (i = 0; i < b->n; i++) {
-		if ((rc = lmdb_apply(st, txn, &b->ops[i])) != 0) {
-			mdb_txn_abort(txn);
-			goto out;
-		}
+	if ((rc = apply(st, txn, arg)) != 0) {
+		mdb_txn_abort(txn);
+		goto out;
 	}
-	/* Durable unless MDB_NOSYNC: data pages, fdatasync, then the meta page. */
 	if ((rc = mdb_txn_commit(txn)) != 0) {
 		rc = lmdb_err(rc, "mdb_txn_commit");
 		/* a failed meta page write leaves the environment fatal */
@@ -892,6 +1189,315 @@ out:
 	if (st->panicked)
 		lmdb_reopen(st);	/* so the next commit can work */
 	return rc;
+}
+
+static int
+lmdb_apply_batch(struct store_lmdb *st, MDB_txn *txn, const void *arg)
+{
+	const struct store_batch *b = arg;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < b->n; i++)
+		if ((rc = lmdb_apply(st, txn, &b->ops[i])) != 0)
+			return rc;
+	return 0;
+}
+
+/* ---- the commit log (under log_mu) -------------------------------------- */
+
+/* Puts the overlay into LMDB and marks the log's epoch done, in txn. */
+static int
+lmdb_apply_overlay(struct store_lmdb *st, MDB_txn *txn, const void *arg)
+{
+	static const char donekey[] = LMDB_META_LOGDONE;
+	struct lmdb_ov_inst *ie;
+	struct lmdb_ov_blob *be;
+	uint8_t done[16];
+	MDB_val k, v;
+	size_t h;
+	int rc;
+
+	for (h = 0; h < LMDB_OV_BUCKETS; h++) {
+		for (ie = st->ov_inst[h]; ie != NULL; ie = ie->next) {
+			lmdb_val(&k, ie->rec.name, strlen(ie->rec.name));
+			lmdb_val(&v, ie->enc, ie->len);
+			if ((rc = mdb_put(txn, st->db_inst, &k, &v, 0)) != 0)
+				return lmdb_err(rc, "checkpoint instance");
+		}
+		for (be = st->ov_blob[h]; be != NULL; be = be->next) {
+			lmdb_val(&k, be->key, sizeof(be->key));
+			lmdb_val(&v, be->data, be->len);
+			if ((rc = mdb_put(txn, st->db_blob, &k, &v, 0)) != 0)
+				return lmdb_err(rc, "checkpoint blob");
+		}
+	}
+	be64_enc(done, store_log_epoch(st->log));
+	be64_enc(done + 8, st->log_last_seq);
+	lmdb_val(&k, donekey, sizeof(donekey) - 1);
+	lmdb_val(&v, done, sizeof(done));
+	return lmdb_err(mdb_put(txn, st->db_meta, &k, &v, 0), "put logdone");
+}
+
+static int64_t
+lmdb_ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+/*
+ * The checkpoint: if the log's epoch may hold records LMDB lacks, puts the
+ * overlay into LMDB and closes the epoch in one durable transaction; then
+ * starts a new epoch. A failed transaction leaves everything as it was (the
+ * log is still durable; a later call retries) and is returned. A failed
+ * reset is not: LMDB then holds everything, and commits go the LMDB way
+ * until a reset works.
+ */
+static int
+lmdb_checkpoint(struct store_lmdb *st)
+{
+	int rc, closed = 0;
+
+	if (st->log == NULL)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &st->log_tried);
+	if (st->log_open) {
+		if ((rc = lmdb_write_txn(st, lmdb_apply_overlay, NULL)) != 0) {
+			log_warnx("%s: checkpoint of the commit log failed: %s (retried)",
+			    st->dir, vtpm_strerror(rc));
+			return rc;
+		}
+		lmdb_ov_clear(st);
+		st->log_open = 0;
+		st->log_ready = 0;
+		closed = 1;
+	}
+	/* a failing log is retried at most every LMDB_CKPT_RETRY_MS */
+	if (!st->log_ready && (closed ||
+	    lmdb_ms_since(&st->log_reset_tried) >= LMDB_CKPT_RETRY_MS)) {
+		clock_gettime(CLOCK_MONOTONIC, &st->log_reset_tried);
+		if (store_log_reset(st->log) == 0)
+			st->log_ready = 1;
+		else
+			log_warnx("%s: commit log cannot be reset; commits go through LMDB",
+			    st->dir);
+	}
+	return 0;
+}
+
+/*
+ * 0 if every PUT_INST of b replaces a record (overlay, else LMDB) of the
+ * same uuid and identity, so the ident index needs no change and no
+ * conflict can arise; 1 if one does not; a VTPM_E_* code if LMDB fails.
+ */
+static int
+lmdb_log_eligible(struct store_lmdb *st, const struct store_batch *b)
+{
+	const struct store_instance *cur;
+	struct store_instance old;
+	struct lmdb_ov_inst *e;
+	MDB_txn *txn = NULL;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < b->n && rc == 0; i++) {
+		const struct store_op *op = &b->ops[i];
+
+		if (op->kind != STORE_OP_PUT_INST)
+			continue;
+		if ((e = lmdb_ov_inst_find(st, op->name)) != NULL) {
+			cur = &e->rec;
+		} else {
+			if (txn == NULL && (rc = lmdb_begin_read(st, &txn)) != 0)
+				return rc;
+			if ((rc = lmdb_inst_read(st, txn, op->name, &old)) != 0) {
+				if (rc == VTPM_E_NOTFOUND || rc == VTPM_E_FORMAT)
+					rc = 1;	/* a create, or a repair */
+				break;
+			}
+			cur = &old;
+		}
+		if (memcmp(cur->uuid, op->uuid, SEAL_UUID_LEN) != 0 ||
+		    memcmp(cur->measurement, op->meas, STORE_MEAS_LEN) != 0 ||
+		    memcmp(cur->host_data, op->host, STORE_HOST_DATA_LEN) != 0)
+			rc = 1;
+	}
+	if (txn != NULL)
+		lmdb_end_read(st, txn);
+	return rc;
+}
+
+/*
+ * 1 if LMDB has room to take the overlay with need more bytes at the next
+ * checkpoint, counting every byte twice (copy-on-write, page overhead) plus
+ * a margin: the log must never accept what a checkpoint cannot put into
+ * LMDB, or it would stay full for good.
+ */
+static int
+lmdb_log_room(struct store_lmdb *st, size_t need)
+{
+	MDB_envinfo ei;
+	MDB_stat ms;
+	size_t used, free_bytes;
+	int ok = 0;
+
+	if (lmdb_enter(st) != 0)
+		return 0;
+	if (mdb_env_info(st->env, &ei) == 0 && mdb_env_stat(st->env, &ms) == 0) {
+		used = (ei.me_last_pgno + 1) * (size_t)ms.ms_psize;
+		free_bytes = ei.me_mapsize > used ? ei.me_mapsize - used : 0;
+		ok = 2 * (st->ov_bytes + need) + ((size_t)64 << 10) <= free_bytes;
+	}
+	pthread_rwlock_unlock(&st->lock);
+	return ok;
+}
+
+/*
+ * Commits b through the log: 0 when it is durable there (and in the
+ * overlay), 1 when b is not for the log (the caller takes the LMDB way), or
+ * a VTPM_E_* code: the commit failed and nothing of it will ever appear.
+ */
+static int
+lmdb_log_commit(struct store_lmdb *st, const struct store_batch *b)
+{
+	struct lmdb_ov_prep prep;
+	size_t need, size = store_log_size(st->log);
+	int rc;
+
+	if ((need = store_log_record_size(b)) == 0 || need > (size - STORE_LOG_BLOCK) / 4)
+		return 1;
+	if ((rc = lmdb_log_eligible(st, b)) != 0)
+		return rc;
+	if (!lmdb_log_room(st, need))
+		return 1;	/* the LMDB way says "full" now, not a checkpoint later */
+	/* due: half full, or the oldest entry a second old */
+	if (st->log_ready && (store_log_used(st->log) + need > size / LMDB_CKPT_FILL_DIV ||
+	    (st->ov_count > 0 && lmdb_ms_since(&st->log_first) >= LMDB_CKPT_AGE_MS)) &&
+	    (lmdb_ms_since(&st->log_tried) >= LMDB_CKPT_RETRY_MS ||
+	    need > size - store_log_used(st->log)))
+		(void)lmdb_checkpoint(st);	/* failed: go on while the log has room */
+	if (!st->log_ready) {
+		(void)lmdb_checkpoint(st);
+		if (!st->log_ready)
+			/* closed and not reset: LMDB; not closed after a failure: refuse */
+			return st->log_open ? VTPM_E_STORE : 1;
+	}
+	if (need > size - store_log_used(st->log)) {
+		log_warnx("%s: commit log full and checkpoints fail", st->dir);
+		return VTPM_E_STORE;
+	}
+	if ((rc = lmdb_ov_prep(b, &prep)) != 0)
+		return rc;
+	if ((rc = store_log_append(st->log, b)) != 0) {
+		lmdb_ov_prep_free(&prep);
+		/*
+		 * The record's bytes on disk are unknown: this epoch must be
+		 * closed in LMDB (so it is never replayed) and the log reset
+		 * before anything else is appended. Try at once.
+		 */
+		st->log_open = 1;
+		st->log_ready = 0;
+		(void)lmdb_checkpoint(st);
+		return rc == VTPM_E_IO ? VTPM_E_STORE : rc;
+	}
+	st->log_open = 1;
+	st->log_last_seq = store_log_next_seq(st->log) - 1;
+	lmdb_ov_prep_apply(st, &prep);
+	return 0;
+}
+
+static int
+lmdb_batch_commit(struct store *s, const struct store_batch *b)
+{
+	struct store_lmdb *st = lmdb_of(s);
+	int rc = 1;
+
+	pthread_mutex_lock(&st->log_mu);
+	if (st->log != NULL)
+		rc = lmdb_log_commit(st, b);
+	/* every other batch: the log's content first, then one LMDB transaction */
+	if (rc == 1 && (rc = lmdb_checkpoint(st)) == 0)
+		rc = lmdb_write_txn(st, lmdb_apply_batch, b);
+	pthread_mutex_unlock(&st->log_mu);
+	return rc;
+}
+
+/*
+ * Periodic housekeeping (the parent calls store_fleet_tick() every round):
+ * checkpoints a log whose oldest record is a second old, and retries a
+ * failed checkpoint or reset, at most once a second.
+ */
+static void
+lmdb_tick(struct store *s, void (*lost)(const char *, void *), void *arg)
+{
+	struct store_lmdb *st = lmdb_of(s);
+
+	if (st->log == NULL || pthread_mutex_trylock(&st->log_mu) != 0)
+		return;
+	if (((st->log_open && lmdb_ms_since(&st->log_first) >= LMDB_CKPT_AGE_MS) ||
+	    !st->log_ready) && lmdb_ms_since(&st->log_tried) >= LMDB_CKPT_AGE_MS)
+		(void)lmdb_checkpoint(st);
+	pthread_mutex_unlock(&st->log_mu);
+}
+
+/* Replays one record of the log into the overlay (at open). */
+static int
+lmdb_replay_cb(const struct store_batch *b, uint64_t seq, void *arg)
+{
+	struct store_lmdb *st = arg;
+	struct lmdb_ov_prep prep;
+	int rc;
+
+	if ((rc = lmdb_ov_prep(b, &prep)) != 0)
+		return rc;
+	lmdb_ov_prep_apply(st, &prep);
+	st->log_open = 1;
+	st->log_last_seq = seq;
+	return 0;
+}
+
+/*
+ * Opens the commit log and recovers it: the records of an epoch LMDB has
+ * not marked done are replayed, in order up to the first that does not
+ * check (a torn tail), and checkpointed. Fails if they cannot be.
+ */
+static int
+lmdb_log_recover(struct store_lmdb *st, int nosync)
+{
+	static const char donekey[] = LMDB_META_LOGDONE;
+	uint64_t done_epoch = 0;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, valid;
+
+	if ((rc = store_log_open(st->dir, nosync, &st->log, &valid)) != 0)
+		return rc;
+	st->log_open = 0;
+	st->log_ready = 0;
+	if (valid) {
+		if ((rc = lmdb_begin_read(st, &txn)) != 0)
+			return rc;
+		lmdb_val(&k, donekey, sizeof(donekey) - 1);
+		if ((rc = mdb_get(txn, st->db_meta, &k, &v)) == 0 && v.mv_size == 16)
+			done_epoch = be64_dec(v.mv_data);
+		lmdb_end_read(st, txn);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return lmdb_err(rc, "get logdone");
+		if (done_epoch != store_log_epoch(st->log)) {
+			if ((rc = store_log_replay(st->log, lmdb_replay_cb, st)) != 0)
+				return rc;
+			st->log_ready = !st->log_open;	/* empty: append to it */
+			if (st->log_open)
+				log_info("%s: replaying %zu entries of %llu commit log records",
+				    st->dir, st->ov_count, (unsigned long long)st->log_last_seq);
+		}
+	}
+	if ((rc = lmdb_checkpoint(st)) != 0)
+		return rc;
+	return 0;
 }
 
 /* ---- snapshots, audit and transfer reads ----------------------------- */
@@ -916,7 +1522,11 @@ lmdb_snapshot_begin(struct store *s, struct store_snapshot **out)
 	 * threads, so it does not hold st->lock; the count keeps its
 	 * environment from being reopened under it.
 	 */
-	if ((rc = lmdb_begin_read(st, &sn->txn)) != 0) {
+	pthread_mutex_lock(&st->log_mu);
+	if ((rc = lmdb_checkpoint(st)) == 0)	/* LMDB holds everything */
+		rc = lmdb_begin_read(st, &sn->txn);
+	pthread_mutex_unlock(&st->log_mu);
+	if (rc != 0) {
 		free(sn);
 		return rc;
 	}
@@ -1149,4 +1759,5 @@ static const struct store_ops lmdb_ops = {
 	.audit_list		= lmdb_audit_list,
 	.audit_bounds		= lmdb_audit_bounds,
 	.xfer_get		= lmdb_xfer_get,
+	.fleet_tick		= lmdb_tick,
 };

@@ -32,7 +32,6 @@ start_vtpmd_fi() {
 	VTPMD_PID=$!
 	wait_for_socket "$T/vtpmd.sock" && wait_for_socket "$T/admin.sock"
 }
-fault() { printf '%s\n' "$*" >"$CTL.tmp" && mv "$CTL.tmp" "$CTL"; }
 clear_fault() { rm -f "$CTL"; }
 injected() { if [ -f "$FLOG" ]; then wc -l <"$FLOG"; else echo 0; fi; }
 # prog FIELD: a figure from the driver's progress file
@@ -45,6 +44,7 @@ wait_until() {
 }
 more_injected() { [ "$(injected)" -ge "$1" ]; }
 acked_above() { [ "$(prog acked)" -gt "$1" ]; }
+errors_above() { [ "$(prog errors)" -gt "$1" ]; }
 
 driver_start() {	# extra driver args
 	rm -f "$T/stop" "$T/progress"
@@ -65,13 +65,18 @@ start_vtpmd_fi
 driver_start
 check "guests write" wait_until acked_above 50
 
-# One fault at a time: while it lasts, no write is acknowledged and the guests
-# get errors; when it clears, writes are acknowledged again.
-run_fault() {	# NAME RULE
-	local name=$1 rule=$2 i0 a1 a2 e0
+# The store has two files (docs/DESIGN.md, storage): commit.log takes every
+# group commit of NV state (one append, one fdatasync); data.mdb (LMDB) takes
+# the checkpoints of the log (about once a second) and every other write.
+# A fault on both files is a failing disk: while it lasts, no write is
+# acknowledged and the guests get errors; when it clears, writes are
+# acknowledged again.
+run_fault() {	# NAME RULE...
+	local name=$1 i0 a1 a2 e0
+	shift
 	i0=$(injected)
 	e0=$(prog errors)
-	fault "$rule"
+	fault "$@"
 	check "$name: the fault is injected" wait_until more_injected $((i0 + 5))
 	a1=$(prog acked)
 	wait_until more_injected $((i0 + 40))
@@ -83,19 +88,67 @@ run_fault() {	# NAME RULE
 	check_eq "$name: lost, corrupt, failed writes present" \
 		"$(prog lost) $(prog corrupt) $(prog ghosts)" "0 0 0"
 }
-run_fault "fdatasync EIO" "sync EIO match=data.mdb"
-run_fault "data pages ENOSPC" "write ENOSPC match=data.mdb"
-run_fault "data pages EIO" "write EIO match=data.mdb"
+both() {	# OP ERR [ARGS]: the rule on the log and on LMDB
+	printf '%s match=commit.log %s\n%s match=data.mdb %s\n' "$1 $2" "${*:3}" "$1 $2" "${*:3}"
+}
+fault() { printf '%s\n' "$@" >"$CTL.tmp" && mv "$CTL.tmp" "$CTL"; }
+run_fault "fdatasync EIO" "$(both sync EIO)"
+run_fault "writes ENOSPC" "$(both write ENOSPC)"
+run_fault "writes EIO" "$(both write EIO)"
 MARK=$(log_mark "$T/vtpmd.log")
-run_fault "meta page EIO" "write EIO match=data.mdb maxoff=8192"
+run_fault "log EIO, LMDB meta page EIO" "write EIO match=commit.log" \
+	"write EIO match=data.mdb maxoff=8192"
 check "meta page EIO: LMDB's fatal state is cleared by reopening the store" \
 	grep -q "store reopened after a failed write" "$T/vtpmd.log"
 check "faults hit group commits of several guests" \
 	grep -qE "group commit of ([2-9]|[1-9][0-9]+) state blobs failed" "$T/vtpmd.log"
 
+# The log alone fails: the commit that hit it is refused (TPM error, never
+# present later); its epoch is closed in LMDB and commits go on through LMDB
+# until the log can be reset again.
+run_log_fault() {	# NAME RULE
+	local name=$1 i0 a1 e0
+	i0=$(injected)
+	e0=$(prog errors)
+	MARK=$(log_mark "$T/vtpmd.log")
+	fault "$2"
+	check "$name: the fault is injected" wait_until more_injected $((i0 + 1))
+	check "$name: the guests got TPM errors" wait_until errors_above "$e0"
+	a1=$(prog acked)
+	check "$name: writes go on through LMDB" wait_until acked_above $((a1 + 40))
+	check "$name: it says so" wait_log "$T/vtpmd.log" "$MARK" "commits go through LMDB" 20
+	clear_fault
+	a1=$(prog acked)
+	check "$name: writes go on when it clears" wait_until acked_above $((a1 + 40))
+	check_eq "$name: lost, corrupt, failed writes present" \
+		"$(prog lost) $(prog corrupt) $(prog ghosts)" "0 0 0"
+}
+run_log_fault "log fdatasync EIO" "fdatasync EIO match=commit.log"
+run_log_fault "log write EIO" "write EIO match=commit.log"
+
+# LMDB alone fails: checkpoints fail and are retried; the log (still
+# durable) keeps taking commits while it has room; nothing is lost, and the
+# next checkpoint after the fault clears puts everything into LMDB.
+for rule in "sync EIO match=data.mdb" "write ENOSPC match=data.mdb" \
+    "write EIO match=data.mdb maxoff=8192"; do
+	I0=$(injected)
+	MARK=$(log_mark "$T/vtpmd.log")
+	fault "$rule"
+	check "LMDB only ($rule): checkpoints fail" \
+		wait_log "$T/vtpmd.log" "$MARK" "checkpoint of the commit log failed" 20
+	A=$(prog acked)
+	check "LMDB only ($rule): the log takes the writes" wait_until acked_above $((A + 40))
+	clear_fault
+	MARK=$(log_mark "$T/vtpmd.log")
+	A=$(prog acked)
+	check "LMDB only ($rule): writes go on when it clears" wait_until acked_above $((A + 40))
+	check_eq "LMDB only ($rule): lost, corrupt, failed writes present" \
+		"$(prog lost) $(prog corrupt) $(prog ghosts)" "0 0 0"
+done
+
 # A burst of 30 failed writes that ends by itself (count=30).
 I0=$(injected)
-fault "write EIO match=data.mdb after=3 count=30"
+fault "$(both write EIO after=3 count=30)"
 check "burst of 30 failures: injected" wait_until more_injected $((I0 + 30))
 A=$(prog acked)
 check "burst of 30 failures: writes go on" wait_until acked_above $((A + 40))
@@ -117,7 +170,7 @@ check_eq "after a restart: everything acknowledged before is present" "$DRV_RC" 
 # acknowledged state, and the driver must say so after a restart.
 driver_start
 A=$(prog acked)
-fault "write lie match=data.mdb"
+fault "$(both write lie)"
 wait_until more_injected $(($(injected) + 20))
 check "lying disk: vtpmd acknowledges writes it did not make durable" \
 	wait_until acked_above $((A + 20))

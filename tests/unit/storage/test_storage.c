@@ -5,6 +5,7 @@
  * and removes it. Set VTPM_TEST_VERBOSE=1 to see the library's log lines.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,8 @@
 #include "log.h"
 #include "seal.h"
 #include "store.h"
+#include "store_log.h"
+#include "cursor.h"
 #include "../check.h"
 
 static char tmpdir[64];
@@ -1065,6 +1068,328 @@ test_store_corrupt(void)
 	store_batch_free(b);
 }
 
+/* ---- the commit log (store_log.h) -------------------------------------- */
+
+#define LOG_T_BLOB	96
+
+/* The blob value written with generation g. */
+static void
+log_blob(uint8_t *p, uint64_t g)
+{
+	fill(p, LOG_T_BLOB, (uint8_t)(0x40 + g));
+	p[0] = (uint8_t)g;
+}
+
+/* Commits instance in's state at generation g: record and permanent blob (the hot path). */
+static int
+log_put_gen(struct store *s, struct store_instance *in, uint64_t g)
+{
+	struct store_batch *b = store_batch_new();
+	uint8_t blob[LOG_T_BLOB];
+	int rc;
+
+	if (b == NULL)
+		exit(2);
+	in->perm_gen = g;
+	log_blob(blob, g);
+	if ((rc = store_batch_put_blob(b, in->uuid, SEAL_BLOB_PERMANENT, blob, sizeof(blob))) == 0 &&
+	    (rc = store_batch_put_inst(b, in)) == 0)
+		rc = store_batch_commit(s, b);
+	store_batch_free(b);
+	return rc;
+}
+
+/* Creates instance "logi" (an LMDB commit) in a fresh durable store at dir. */
+static struct store *
+log_setup(const char *dir, struct store_instance *in)
+{
+	struct store *s = NULL;
+	struct store_batch *b = store_batch_new();
+
+	if (store_open_lmdb(dir, 0, &s) != 0 || b == NULL)
+		exit(2);
+	inst_make(in, "logi", 33, 1);
+	in->perm_gen = 0;
+	if (store_batch_put_inst(b, in) != 0 || store_batch_commit(s, b) != 0)
+		exit(2);
+	store_batch_free(b);
+	return s;
+}
+
+/* The generation the store holds for "logi" (record and blob must agree), or -1. */
+static long
+log_gen_of(struct store *s)
+{
+	struct store_instance in, f;
+	uint8_t got[LOG_T_BLOB + 8], want[LOG_T_BLOB];
+	size_t n;
+
+	if (store_inst_get(s, "logi", &in) != 0)
+		return -1;
+	if (in.perm_gen == 0)
+		return 0;
+	log_blob(want, in.perm_gen);
+	if (store_blob_get(s, in.uuid, SEAL_BLOB_PERMANENT, got, sizeof(got), &n) != 0 ||
+	    n != sizeof(want) || memcmp(got, want, n) != 0)
+		return -2;
+	if (store_inst_find_identity(s, in.measurement, in.host_data, &f) != 0 ||
+	    f.perm_gen != in.perm_gen)
+		return -3;
+	return (long)in.perm_gen;
+}
+
+/* Reopens dir and returns the generation it holds (-1.. on error). */
+static long
+log_reopen_gen(const char *dir)
+{
+	struct store *s = NULL;
+	long g;
+
+	if (store_open_lmdb(dir, 0, &s) != 0)
+		return -10;
+	g = log_gen_of(s);
+	store_close(s);
+	return g;
+}
+
+/*
+ * Runs a child that opens the store at dir, commits generations from..to
+ * through the log (a checkpoint by store_inst_list() after ckpt_after if
+ * nonzero) and _exit()s without closing: a crash.
+ */
+static void
+log_crash_child(const char *dir, uint64_t from, uint64_t to, uint64_t ckpt_after)
+{
+	struct store_instance in;
+	struct store *s = NULL;
+	struct list_ctx lc;
+	uint64_t g;
+	pid_t pid;
+	int status;
+
+	fflush(stdout);
+	if ((pid = fork()) == -1)
+		exit(2);
+	if (pid == 0) {
+		if (store_open_lmdb(dir, 0, &s) != 0 || store_inst_get(s, "logi", &in) != 0)
+			_exit(3);
+		for (g = from; g <= to; g++) {
+			if (log_put_gen(s, &in, g) != 0)
+				_exit(4);
+			if (g == ckpt_after) {
+				memset(&lc, 0, sizeof(lc));
+				if (store_inst_list(s, list_cb, &lc) != 0)
+					_exit(5);
+			}
+		}
+		_exit(0);	/* no store_close(): nothing checkpointed at exit */
+	}
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0);
+}
+
+static int
+log_file_rw(const char *dir, int wr, void *p, size_t n, off_t off)
+{
+	char path[256];
+	int fd;
+	ssize_t r;
+
+	snprintf(path, sizeof(path), "%s/commit.log", dir);
+	if ((fd = open(path, wr ? O_WRONLY : O_RDONLY)) == -1)
+		return -1;
+	r = wr ? pwrite(fd, p, n, off) : pread(fd, p, n, off);
+	close(fd);
+	return r == (ssize_t)n ? 0 : -1;
+}
+
+/* The generation LMDB itself holds for "logi", read behind the store's back. */
+static long
+log_lmdb_gen(const char *dir)
+{
+	struct store_instance in;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	long g = -1;
+
+	if (mdb_env_create(&env) != 0)
+		return -1;
+	mdb_env_set_maxdbs(env, 8);
+	if (mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0600) == 0 &&
+	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+		k.mv_data = "logi";
+		k.mv_size = 4;
+		if (mdb_dbi_open(txn, "inst", 0, &dbi) == 0 && mdb_get(txn, dbi, &k, &v) == 0 &&
+		    store_inst_decode(v.mv_data, v.mv_size, &in) == 0)
+			g = (long)in.perm_gen;
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	return g;
+}
+
+static void
+test_store_log(void)
+{
+	struct store_instance in, out;
+	struct store_snapshot *snap;
+	struct store_inst_view view;
+	struct store_batch *b;
+	struct store *s;
+	struct list_ctx lc;
+	char dir[128], magic[9] = { 0 };
+	uint8_t blk[4096], *saved;
+	size_t n;
+
+	/* overlay reads: every point lookup, list and snapshot see a logged write */
+	path_in_tmp(dir, sizeof(dir), "log-overlay");
+	s = log_setup(dir, &in);
+	CHECK_RC(log_put_gen(s, &in, 7), 0);
+	CHECK(log_gen_of(s) == 7);
+	CHECK(log_lmdb_gen(dir) == 0);	/* in the log only: the fast path was taken */
+	CHECK_RC(store_snapshot_begin(s, &snap), 0);
+	CHECK(log_lmdb_gen(dir) == 7);	/* the snapshot checkpointed first */
+	if (snap != NULL) {
+		CHECK_RC(store_snapshot_next(snap, NULL, &view), 0);
+		CHECK(view.rec.perm_gen == 7 && view.perm_len == LOG_T_BLOB);
+		store_snapshot_end(snap);
+	}
+	CHECK_RC(log_put_gen(s, &in, 8), 0);
+	memset(&lc, 0, sizeof(lc));
+	CHECK_RC(store_inst_list(s, list_cb, &lc), 0);
+	CHECK(lc.n == 1 && log_lmdb_gen(dir) == 8);
+	/* a create, a conflict and a delete go the LMDB way, after the log */
+	CHECK_RC(log_put_gen(s, &in, 9), 0);
+	b = store_batch_new();
+	inst_make(&out, "logi", 34, 0);		/* same name, other uuid */
+	CHECK_RC(store_batch_put_inst(b, &out), 0);
+	CHECK_RC(store_batch_commit(s, b), VTPM_E_EXISTS);
+	store_batch_reset(b);
+	CHECK(log_gen_of(s) == 9);
+	CHECK_RC(store_batch_del_blob(b, in.uuid, SEAL_BLOB_VOLATILE), 0);
+	CHECK_RC(store_batch_commit(s, b), 0);
+	CHECK(log_lmdb_gen(dir) == 9);
+	store_close(s);
+	CHECK(log_lmdb_gen(dir) == 9);
+
+	/* a crash: every acknowledged record is replayed at open */
+	path_in_tmp(dir, sizeof(dir), "log-crash");
+	s = log_setup(dir, &in);
+	store_close(s);
+	log_crash_child(dir, 1, 20, 0);
+	CHECK(log_lmdb_gen(dir) == 0);
+	CHECK(log_file_rw(dir, 0, magic, 8, 4096) == 0 && strcmp(magic, "VTPMREC1") == 0);
+	CHECK(log_reopen_gen(dir) == 20);
+	CHECK(log_lmdb_gen(dir) == 20);		/* and checkpointed */
+	CHECK(log_reopen_gen(dir) == 20);
+
+	/* checkpoint, more commits, crash */
+	log_crash_child(dir, 21, 30, 25);
+	CHECK(log_lmdb_gen(dir) == 25);
+	CHECK(log_reopen_gen(dir) == 30);
+
+	/* a torn tail: the last record is dropped, the ones before survive */
+	log_crash_child(dir, 31, 35, 0);	/* records 1..5 at 4096 * (1..5) */
+	CHECK(log_file_rw(dir, 0, blk, 64, 5 * 4096) == 0);
+	blk[40] ^= 0x01;
+	CHECK(log_file_rw(dir, 1, blk, 64, 5 * 4096) == 0);
+	CHECK(log_reopen_gen(dir) == 34);
+
+	/*
+	 * Leftovers: records of an epoch LMDB marked done are not replayed
+	 * (a crash between a checkpoint and the reset), nor records of another
+	 * epoch than the header's.
+	 */
+	log_crash_child(dir, 41, 45, 0);
+	saved = malloc(8 * 4096);
+	if (saved == NULL)
+		exit(2);
+	CHECK(log_file_rw(dir, 0, saved, 8 * 4096, 0) == 0);
+	CHECK(log_reopen_gen(dir) == 45);	/* replayed, epoch closed */
+	s = NULL;
+	CHECK_RC(store_open_lmdb(dir, 0, &s), 0);
+	if (s == NULL)
+		exit(2);
+	CHECK_RC(store_inst_get(s, "logi", &in), 0);
+	in.perm_gen = 40;			/* an older generation, the LMDB way */
+	CHECK_RC(store_batch_put_inst(b, &in), 0);
+	CHECK_RC(store_batch_del_blob(b, in.uuid, SEAL_BLOB_VOLATILE), 0);
+	CHECK_RC(store_batch_commit(s, b), 0);
+	store_close(s);
+	CHECK(log_file_rw(dir, 1, saved, 8 * 4096, 0) == 0);	/* header and records */
+	CHECK(log_reopen_gen(dir) == -2);	/* gen 40 names a blob of gen 45: as written */
+	CHECK(log_lmdb_gen(dir) == 40);
+	CHECK(log_file_rw(dir, 1, saved + 4096, 7 * 4096, 4096) == 0);	/* records only */
+	CHECK(log_lmdb_gen(dir) == 40);
+	CHECK(log_reopen_gen(dir) == -2);
+	CHECK(log_lmdb_gen(dir) == 40);
+	free(saved);
+
+	/*
+	 * A failed append: the commit fails, later commits work (through LMDB
+	 * until the log is reset), and the refused record is never replayed,
+	 * even if its bytes did reach the disk.
+	 */
+	path_in_tmp(dir, sizeof(dir), "log-fail");
+	s = log_setup(dir, &in);
+	store_close(s);
+	{
+		pid_t pid;
+		int status;
+
+		fflush(stdout);
+		if ((pid = fork()) == -1)
+			exit(2);
+		if (pid == 0) {
+			char fdp[64], target[256];
+			ssize_t r;
+			int fd, ro;
+
+			if (store_open_lmdb(dir, 0, &s) != 0 || log_put_gen(s, &in, 1) != 0)
+				_exit(3);
+			/* the log's descriptor now refuses writes */
+			for (fd = 3; fd < 256; fd++) {
+				snprintf(fdp, sizeof(fdp), "/proc/self/fd/%d", fd);
+				r = readlink(fdp, target, sizeof(target) - 1);
+				if (r > 0 && (target[r] = '\0', strstr(target, "commit.log") != NULL))
+					break;
+			}
+			if (fd == 256 || (ro = open("/dev/null", O_RDONLY)) == -1 ||
+			    dup2(ro, fd) == -1)
+				_exit(4);
+			if (log_put_gen(s, &in, 2) == 0)	/* refused */
+				_exit(5);
+			if (log_gen_of(s) != 1)
+				_exit(6);
+			if (log_put_gen(s, &in, 3) != 0 || log_gen_of(s) != 3)
+				_exit(7);
+			_exit(0);
+		}
+		CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+		    WEXITSTATUS(status) == 0);
+	}
+	/* the refused record of generation 2, as if it had landed after record 1 */
+	b = b != NULL ? b : store_batch_new();
+	store_batch_reset(b);
+	{
+		uint8_t blob[LOG_T_BLOB], rec[8192], hdr[64];
+		struct store_batch *rb = store_batch_new();
+
+		in.perm_gen = 2;
+		log_blob(blob, 2);
+		CHECK(rb != NULL && store_batch_put_blob(rb, in.uuid, SEAL_BLOB_PERMANENT, blob,
+		    sizeof(blob)) == 0 && store_batch_put_inst(rb, &in) == 0);
+		CHECK(log_file_rw(dir, 0, hdr, sizeof(hdr), 0) == 0);
+		n = store_log_encode(rb, be64_dec(hdr + 16), 2, rec, sizeof(rec));
+		CHECK(n == 4096 && log_file_rw(dir, 1, rec, n, 2 * 4096) == 0);
+		store_batch_free(rb);
+	}
+	CHECK(log_reopen_gen(dir) == 3);
+	store_batch_free(b);
+}
+
 /* ---- key providers ---------------------------------------------------- */
 
 static void
@@ -1388,6 +1713,7 @@ main(void)
 	test_store_atomic();
 	test_store_full();
 	test_store_corrupt();
+	test_store_log();
 	test_keyprov();
 	test_end_to_end();
 
