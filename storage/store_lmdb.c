@@ -49,7 +49,14 @@
 
 #define LMDB_DEFAULT_MAP	((size_t)1 << 30)
 #define LMDB_LOCK_FILE		"vtpmd.lock"
-#define LMDB_FORMAT_VERSION	1
+/*
+ * 2: the store may have acknowledged writes in commit.log (store_log.h) that
+ * are not yet in LMDB. A vtpmd that knows only 1 would open such a store and
+ * silently miss them, so it must refuse it; a store at 1 is raised to 2 when
+ * opened (nothing else changed between the two).
+ */
+#define LMDB_FORMAT_VERSION	2
+#define LMDB_FORMAT_NO_LOG	1
 #define LMDB_META_FORMAT	"format"
 #define LMDB_META_KCV		"kcv"
 #define LMDB_META_LOGDONE	"logdone"	/* epoch(8) || seq(8): that epoch is in LMDB */
@@ -447,7 +454,16 @@ lmdb_open_dbs(struct store_lmdb *st)
 			return VTPM_E_FORMAT;
 		}
 		memcpy(ver, v.mv_data, sizeof(ver));
-		if (be32_dec(ver) != LMDB_FORMAT_VERSION) {
+		if (be32_dec(ver) == LMDB_FORMAT_NO_LOG) {
+			be32_enc(ver, LMDB_FORMAT_VERSION);
+			lmdb_val(&v, ver, sizeof(ver));
+			if ((rc = mdb_put(txn, st->db_meta, &k, &v, 0)) != 0) {
+				mdb_txn_abort(txn);
+				return lmdb_err(rc, "store format");
+			}
+			log_info("%s: store format raised from %u to %u (commit log)", st->dir,
+			    LMDB_FORMAT_NO_LOG, LMDB_FORMAT_VERSION);
+		} else if (be32_dec(ver) != LMDB_FORMAT_VERSION) {
 			mdb_txn_abort(txn);
 			log_warnx("%s: store format %u is not supported (this is %u)",
 			    st->dir, be32_dec(ver), LMDB_FORMAT_VERSION);

@@ -959,6 +959,37 @@ test_store_full(void)
 }
 
 /* Writes raw bytes into a store's table behind its back. */
+/* Reads one value of a named database straight from LMDB (or an MDB_* code). */
+static int
+raw_get(const char *dir, const char *db, const void *key, size_t klen, void *out,
+    size_t cap, size_t *len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)) != 0)
+		return rc;
+	mdb_env_set_maxdbs(env, 8);
+	if ((rc = mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0600)) != 0 ||
+	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0) {
+		mdb_env_close(env);
+		return rc;
+	}
+	k.mv_data = (void *)(uintptr_t)key;
+	k.mv_size = klen;
+	if ((rc = mdb_dbi_open(txn, db, 0, &dbi)) == 0 &&
+	    (rc = mdb_get(txn, dbi, &k, &v)) == 0) {
+		*len = v.mv_size;
+		memcpy(out, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
 static int
 raw_put(const char *dir, const char *db, const void *key, size_t klen,
     const void *val, size_t vlen)
@@ -1058,11 +1089,23 @@ test_store_corrupt(void)
 		store_close(s);
 		s = NULL;
 	}
-	CHECK(raw_put(dir, "meta", "format", 6, "\x00\x00\x00\x02", 4) == 0);
+	CHECK(raw_put(dir, "meta", "format", 6, "\x00\x00\x00\x03", 4) == 0);
 	CHECK_RC(store_open_lmdb_flags(dir, 0, STORE_F_NOSYNC, &s), VTPM_E_UNSUPPORTED);
 	CHECK(s == NULL);
-	/* the lock was released by the failed open */
+	/* the lock was released by the failed open; a store from before the
+	 * commit log (format 1) opens and is raised to 2, which a vtpmd that
+	 * knows only 1 refuses (it would not read commit.log) */
 	CHECK(raw_put(dir, "meta", "format", 6, "\x00\x00\x00\x01", 4) == 0);
+	CHECK_RC(store_open_lmdb_flags(dir, 0, STORE_F_NOSYNC, &s), 0);
+	store_close(s);
+	s = NULL;
+	{
+		uint8_t ver[4] = { 0 };
+		size_t vlen = 0;
+
+		CHECK(raw_get(dir, "meta", "format", 6, ver, sizeof(ver), &vlen) == 0);
+		CHECK(vlen == 4 && memcmp(ver, "\x00\x00\x00\x02", 4) == 0);
+	}
 	CHECK_RC(store_open_lmdb_flags(dir, 0, STORE_F_NOSYNC, &s), 0);
 	store_close(s);
 	store_batch_free(b);
