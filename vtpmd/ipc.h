@@ -27,12 +27,13 @@
  *   0x01  IPC_INIT          P>W  (first message, once); carries the worker's    u32 flags | u32 pcr_banks | u8 nlen | name |
  *                                shared page (SCM_RIGHTS, see below)            u32 plen | permall | u32 vlen | volatile
  *   0x02  IPC_READY         W>P  STARTING (once)                                u8 how | u32 tpm_rc
- *   0x03  IPC_STORE         W>P  STARTING, ACTIVE, STOPPING; one outstanding;   u8 blob_type | u32 len | blob
- *                                VOLATILE only in STOPPING
+ *   0x03  IPC_STORE         W>P  STARTING, ACTIVE, STOPPING; one outstanding    u8 blob_type | u32 len | blob
+ *                                store of either kind; VOLATILE only in
+ *                                STOPPING
  *   0x04  IPC_STORE_ACK     P>W  answers IPC_STORE                              i32 result (0 = durable) |
  *                                                                               u64 generation now durable (0 on failure)
- *   0x05  IPC_SESSION       P>W  IDLE; carries the guest fd (SCM_RIGHTS)        u32 flags | u8 how | u8 nlen | name |
- *                                                                               tx key[32] | u64 tx n | rx key[32] | u64 rx n |
+ *   0x05  IPC_SESSION       P>W  IDLE; carries the guest fd (SCM_RIGHTS),       u32 flags | u8 how | u8 nlen | name |
+ *                                made blocking (the parent keeps a dup)         tx key[32] | u64 tx n | rx key[32] | u64 rx n |
  *                                                                               u16 elen | H-CRTM launch event
  *   0x06  IPC_SESSION_END   W>P  ACTIVE, STOPPING                               u8 reason
  *   0x07  IPC_KICK          P>W  ACTIVE (end the session, keep the TPM)         -
