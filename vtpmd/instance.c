@@ -38,7 +38,6 @@
 
 #define STOP_GRACE_SEC	10
 
-
 static uint8_t *ipcbuf;		/* IPC_MAX_MSG */
 static uint8_t *sealbuf;	/* sealed blob scratch */
 static uint8_t *plainbuf;	/* unsealed blob scratch (wiped after use) */
