@@ -960,10 +960,13 @@ rsp_finish(struct inst *in, int result)
 		if (n < 0)
 			n = 0;		/* the worker meets the error itself */
 	}
-	if ((size_t)n == len)
+	if ((size_t)n == len) {
 		__atomic_store_n(&in->shared->done_seq, in->rsp_seq, __ATOMIC_RELEASE);
-	else
+	} else {
+		log_debug("instance %s: %zu of %zu response bytes left to the worker "
+		    "(the guest is not reading)", in->rec.name, len - (size_t)n, len);
 		rsp_ack(in, 0, in->held + n, len - (size_t)n);
+	}
 	sodium_memzero(in->held, len);
 	rsp_decided(in);
 }

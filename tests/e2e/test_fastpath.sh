@@ -102,4 +102,28 @@ check "stop: it resumed its saved state" \
 	grep -q "attached to instance $(inst_name 62) (resumed)" "$T/vtpmd.log"
 stop_guest stp
 
+# ---- a guest that does not read: the parent never blocks on it -----------------
+# 1000 NV_Increment in one write, then nothing read for a second: the
+# answers fill the socket, the parent's non-blocking send falls short and
+# the worker writes the rest itself (-v logs it), in order.
+# (--unsafe-nosync: commits are quick, so the socket surely fills.)
+stop_vtpmd
+start_vtpmd -v --unsafe-nosync
+start_guest other 64 01
+MARK=$(log_mark "$T/vtpmd.log")
+t_bg testclient --host-byte 63 --nv-steps 1 --burst 1000 --timeout 30000 --expect ok \
+	>"$T/burst.out" 2>&1
+BURST=$BG_PID
+sleep 0.5
+check "burst: another guest is served while this one does not read" getrandom_ok other
+wait "$BURST"
+check_eq "burst: every answer arrived, in order" "$?" 0
+check "burst: 1000 increments answered, none failed, all of them counted" \
+	grep -q "^burst: 1000 answered, 0 failed, value 1000$" "$T/burst.out"
+check "burst: and the next command works" \
+	grep -q "^step 1: increment 0x0 read 0x0 value 1001$" "$T/burst.out"
+check "burst: the parent left a response to the worker instead of blocking" \
+	wait_log "$T/vtpmd.log" "$MARK" "response bytes left to the worker"
+stop_guest other
+
 t_done

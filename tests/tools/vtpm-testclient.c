@@ -24,7 +24,11 @@
  * With --step-files PREFIX it waits before step I until file PREFIX<I>
  * exists (so that a test can change things between steps). The outcome is
  * ok when every answer is a well-formed response in order; the codes and
- * values are for the test to judge.
+ * values are for the test to judge. --burst K (with --nv-steps) first
+ * writes K NV_Increment frames in one write(), reads nothing for a second
+ * (the answers pile up in the socket until it is full), then reads the K
+ * answers and prints "burst: K answered, R failed, value V" (V: NV_Read
+ * after them).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -80,6 +84,9 @@ static struct {
 	int		 nv_steps;
 	int		 pipeline;
 	const char	*step_files;
+	int		 burst;
+	uint8_t		*cork;		/* --burst: frames gathered here, not written */
+	size_t		 cork_len;
 	int		 fault_injected;
 	const char	*expect;
 	const char	*expect_error;
@@ -93,6 +100,7 @@ static uint8_t rbuf[CHAN_MAX_BODY];
 
 struct conn;
 static enum outcome nv_steps(struct conn *c);
+static enum outcome nv_burst(struct conn *c);
 
 static void
 usage(FILE *f)
@@ -106,7 +114,8 @@ usage(FILE *f)
 "         --garbage-frame N | --truncate[=N] | --bad-evidence binding|signature |\n"
 "         --relay-evidence | --tamper-hs | --skip-evidence | --skip-attach |\n"
 "         --attach-version V\n"
-"       or, for durable writes: --nv-steps N [--pipeline] [--step-files PREFIX]\n");
+"       or, for durable writes: --nv-steps N [--pipeline] [--step-files PREFIX]\n"
+"         [--burst K]\n");
 }
 
 static void
@@ -195,6 +204,11 @@ xmit(struct conn *c, uint8_t type, const void *body, size_t len)
 		rc = write_raw(c->fd, frame, (2 + flen) / 2);
 		shutdown(c->fd, SHUT_WR);
 		return rc;
+	}
+	if (C.cork != NULL) {
+		memcpy(C.cork + C.cork_len, frame, 2 + flen);
+		C.cork_len += 2 + flen;
+		return 0;
 	}
 	if ((rc = write_raw(c->fd, frame, 2 + flen)) != 0)
 		return rc;
@@ -562,6 +576,43 @@ nv_answer(struct conn *c, const char *where, uint32_t *rc, uint64_t *v, enum out
 	return 0;
 }
 
+/* --burst: K increments in one write, answers read only after a second. */
+static enum outcome
+nv_burst(struct conn *c)
+{
+	enum outcome out;
+	uint32_t rc1;
+	uint64_t v = 0;
+	int i, rc, failed = 0;
+
+	if ((C.cork = malloc((size_t)C.burst * 128)) == NULL)
+		fatalx("out of memory");
+	C.cork_len = 0;
+	for (i = 0; i < C.burst; i++)
+		if ((rc = nv_send_increment(c)) != 0)
+			return outcome_of(rc, "gather NV_Increment");
+	rc = write_raw(c->fd, C.cork, C.cork_len);
+	free(C.cork);
+	C.cork = NULL;
+	if (rc != 0)
+		return outcome_of(rc, "send the burst");
+	sleep(1);
+	for (i = 0; i < C.burst; i++) {
+		if (nv_answer(c, "burst NV_Increment", &rc1, NULL, &out) != 0)
+			return out;
+		if (rc1 != 0)
+			failed++;
+	}
+	if ((rc = nv_send_read(c)) != 0)
+		return outcome_of(rc, "send NV_Read");
+	if (nv_answer(c, "NV_Read", &rc1, &v, &out) != 0)
+		return out;
+	printf("burst: %d answered, %d failed, value %llu\n", C.burst, failed,
+	    (unsigned long long)v);
+	fflush(stdout);
+	return OUT_OK;
+}
+
 /* Waits (up to the timeout) for PREFIX<step> to exist. */
 static int
 step_wait(int step)
@@ -599,6 +650,8 @@ nv_steps(struct conn *c)
 	}
 	printf("defined\n");
 	fflush(stdout);
+	if (C.burst > 0 && (out = nv_burst(c)) != OUT_OK)
+		return out;
 	for (i = 1; i <= C.nv_steps; i++) {
 		if (step_wait(i) != 0)
 			return OUT_TIMEOUT;
@@ -700,7 +753,7 @@ byte_arg(const char *s, uint8_t *out, size_t n)
 enum { O_SERVER = 256, O_MEAS, O_HOST, O_HOSTB, O_LAUNCH, O_LAUNCHB, O_CMDS,
 	O_TIMEOUT, O_FLIP, O_REPLAY, O_DROP, O_ZERO, O_GARBAGE, O_TRUNC, O_BADEV,
 	O_RELAY, O_TAMPER, O_EXPECT, O_EXPERR, O_SKIPEV, O_SKIPATT, O_ATTVER,
-	O_NVSTEPS, O_PIPELINE, O_STEPFILES };
+	O_NVSTEPS, O_PIPELINE, O_STEPFILES, O_BURST };
 
 int
 main(int argc, char **argv)
@@ -731,6 +784,7 @@ main(int argc, char **argv)
 		{ "nv-steps", required_argument, NULL, O_NVSTEPS },
 		{ "pipeline", no_argument, NULL, O_PIPELINE },
 		{ "step-files", required_argument, NULL, O_STEPFILES },
+		{ "burst", required_argument, NULL, O_BURST },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -798,6 +852,11 @@ main(int argc, char **argv)
 			break;
 		case O_PIPELINE:	C.pipeline = 1; break;
 		case O_STEPFILES:	C.step_files = optarg; break;
+		case O_BURST:
+			C.burst = atoi(optarg);
+			if (C.burst < 1 || C.burst > 5000)
+				fatalx("--burst: want 1..5000");
+			break;
 		case 'h':	usage(stdout); return 0;
 		default:	usage(stderr); return 2;
 		}
