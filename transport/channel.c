@@ -250,20 +250,52 @@ chan_write_frame(struct chan *ch, const uint8_t *p, size_t len, int timeout_ms)
 }
 
 int
-chan_send(struct chan *ch, uint8_t type, const void *body, size_t len)
+chan_seal(struct chan *ch, uint8_t type, const void *body, size_t len, uint8_t *out,
+    size_t cap, size_t *olen)
 {
 	int rc;
 
-	if (len > CHAN_MAX_BODY)
+	if (len > CHAN_MAX_BODY || cap < 2 + 1 + len + NOISE_TAG_LEN)
 		return VTPM_E_TOOBIG;
 	ch->pbuf[0] = type;
 	if (len > 0)
 		memcpy(ch->pbuf + 1, body, len);
-	rc = noise_cipher_encrypt(&ch->keys->tx, NULL, 0, ch->pbuf, len + 1, ch->tbuf + 2);
+	rc = noise_cipher_encrypt(&ch->keys->tx, NULL, 0, ch->pbuf, len + 1, out + 2);
 	sodium_memzero(ch->pbuf, len + 1);
 	if (rc != 0)
 		return rc;
-	return chan_write_frame(ch, ch->tbuf + 2, len + 1 + NOISE_TAG_LEN, 10000);
+	be16_enc(out, (uint16_t)(len + 1 + NOISE_TAG_LEN));
+	*olen = 2 + len + 1 + NOISE_TAG_LEN;
+	return 0;
+}
+
+int
+chan_send(struct chan *ch, uint8_t type, const void *body, size_t len)
+{
+	size_t n;
+	int rc;
+
+	if ((rc = chan_seal(ch, type, body, len, ch->tbuf, 2 + CHAN_MAX_FRAME, &n)) != 0)
+		return rc;
+	return write_all(ch->fd, ch->tbuf, n, 10000);
+}
+
+int
+chan_write_raw(struct chan *ch, const uint8_t *p, size_t len, int timeout_ms)
+{
+	return write_all(ch->fd, p, len, timeout_ms);
+}
+
+uint64_t
+chan_tx_mark(const struct chan *ch)
+{
+	return ch->keys->tx.n;
+}
+
+void
+chan_tx_rewind(struct chan *ch, uint64_t mark)
+{
+	ch->keys->tx.n = mark;
 }
 
 int

@@ -62,6 +62,25 @@ int chan_write_frame(struct chan *ch, const uint8_t *p, size_t len, int timeout_
 
 /* Encrypts u8 type | body and writes it as one frame. */
 int chan_send(struct chan *ch, uint8_t type, const void *body, size_t len) VTPM_WUR;
+/*
+ * Encrypts u8 type | body into one frame as it goes on the stream (u16 BE
+ * length | ciphertext) at out, cap bytes, without writing it: *olen gets
+ * its length. The tx nonce advances as for chan_send(), so frames sealed
+ * this way must leave in the order they were sealed. VTPM_E_TOOBIG if cap
+ * is too small.
+ */
+int chan_seal(struct chan *ch, uint8_t type, const void *body, size_t len,
+    uint8_t *out, size_t cap, size_t *olen) VTPM_WUR;
+/* Writes bytes that are already frames (chan_seal() output) whole. */
+int chan_write_raw(struct chan *ch, const uint8_t *p, size_t len, int timeout_ms) VTPM_WUR;
+/*
+ * The tx nonce counter, and putting it back. chan_tx_rewind() is only for
+ * frames sealed after the mark that are known never to leave (every copy
+ * of them wiped): otherwise a nonce would repeat on the wire and the
+ * AEAD would be broken for those frames.
+ */
+uint64_t chan_tx_mark(const struct chan *ch);
+void chan_tx_rewind(struct chan *ch, uint64_t mark);
 /* Decrypts a frame into type and body (cap bytes); VTPM_E_AUTH on any tampering. */
 int chan_open(struct chan *ch, const uint8_t *frame, size_t flen, uint8_t *type,
     uint8_t *body, size_t cap, size_t *blen) VTPM_WUR;

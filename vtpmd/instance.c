@@ -13,8 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/futex.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +81,23 @@ inst_find(const char *name)
 }
 
 /*
+ * The session's socket is the worker's alone now (it ended, or the worker
+ * is gone): closes the parent's dup and wipes frames it still held, which
+ * must never leave (ipc.h: their nonces may be reused).
+ */
+static void
+inst_session_drop(struct inst *in)
+{
+	if (in->held != NULL)
+		sodium_memzero(in->held, IPC_MAX_HELD);
+	in->held_len = 0;
+	if (in->guest_fd >= 0) {
+		close(in->guest_fd);
+		in->guest_fd = -1;
+	}
+}
+
+/*
  * Retires an instance: off the list at once, freed by insts_bury() at the
  * end of the event-loop round, since an event for it may still be pending
  * in the same epoll batch.
@@ -97,6 +118,13 @@ inst_free(struct inst *in)
 		sodium_memzero(in->dek, SEAL_KEY_LEN);
 		sodium_free(in->dek);
 		in->dek = NULL;
+	}
+	inst_session_drop(in);
+	free(in->held);
+	in->held = NULL;
+	if (in->shared != NULL) {
+		munmap(in->shared, IPC_SHARED_LEN);
+		in->shared = NULL;
 	}
 	in->state = I_DEAD;
 	in->ev.fd = -1;
@@ -133,6 +161,7 @@ inst_kill(struct inst *in, const char *why)
 		close(in->ev.fd);
 		in->ev.fd = -1;
 	}
+	inst_session_drop(in);
 	in->state = I_DEAD;
 	if (in->waiting != NULL) {
 		struct session *s = in->waiting;
@@ -224,6 +253,60 @@ started:
 	return 0;
 }
 
+/* The generation the instance's next store gets. */
+static uint64_t
+inst_next_gen(const struct inst *in)
+{
+	return (in->rec.perm_gen > in->rec.vol_gen ? in->rec.perm_gen : in->rec.vol_gen) + 1;
+}
+
+/*
+ * The worker's shared page (ipc.h): a memfd mapped writable here, sealed
+ * so that no writable mapping can be made of it any more, nor its size
+ * changed (a worker shrinking it would fault the parent). Returns the fd
+ * to pass, or -1.
+ */
+static int
+inst_shared_new(struct inst *in)
+{
+	void *p;
+	int fd;
+
+	if ((fd = memfd_create("vtpmd-worker", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0) {
+		log_warn("memfd_create");
+		return -1;
+	}
+	if (ftruncate(fd, IPC_SHARED_LEN) != 0 ||
+	    (p = mmap(NULL, IPC_SHARED_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
+	    MAP_FAILED) {
+		log_warn("shared page");
+		close(fd);
+		return -1;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE |
+	    F_SEAL_SEAL) != 0) {
+		log_warn("sealing the shared page (F_SEAL_FUTURE_WRITE needs Linux 5.1)");
+		munmap(p, IPC_SHARED_LEN);
+		close(fd);
+		return -1;
+	}
+	in->shared = p;
+	in->shared->decided = 0;
+	in->shared->done_seq = 0;
+	in->shared->next_gen = inst_next_gen(in);
+	in->rsp_seq = 0;
+	in->rsp_queued = 0;
+	return fd;
+}
+
+/* Tells the worker the instance's next generation (after a commit). */
+static void
+inst_publish_gen(struct inst *in)
+{
+	if (in->shared != NULL)
+		__atomic_store_n(&in->shared->next_gen, inst_next_gen(in), __ATOMIC_RELEASE);
+}
+
 /*
  * IPC_INIT: u32 flags | u32 pcr_banks | u8 nlen | name | u32 plen | permall |
  * u32 vlen | volatile. inst_start() unseals the blobs straight into
@@ -246,13 +329,16 @@ init_head(const struct inst *in, int manufacture)
 	return hlen;
 }
 
-/* Hands a started worker its state (IPC_INIT, built in initbuf). */
+/* Hands a started worker its state (IPC_INIT, built in initbuf) and its shared page. */
 static int
 inst_spawn_init(struct inst *in, size_t total)
 {
-	int rc;
+	int rc, shfd;
 
-	rc = inst_send(in, IPC_INIT, initbuf, total, NULL, 0, -1);
+	if ((shfd = inst_shared_new(in)) < 0)
+		return VTPM_E_IO;
+	rc = inst_send(in, IPC_INIT, initbuf, total, NULL, 0, shfd);
+	close(shfd);
 	if (rc == 0)
 		log_info("instance %s: worker requested", in->rec.name);
 	return rc;
@@ -443,6 +529,12 @@ inst_start(struct inst *in, const struct attest_claims *c, char *why, size_t why
 		}
 		store_batch_reset(V->sync_batch);
 		in->rec = rec;
+		/*
+		 * The shared page went out with IPC_INIT, before this commit
+		 * lowered the generation base; the worker reads it only after
+		 * IPC_SESSION, which cannot come before the next event round.
+		 */
+		inst_publish_gen(in);
 	}
 out:
 	sodium_memzero(initbuf, hlen + 4 + plen + 4 + vlen);
@@ -557,6 +649,7 @@ inst_attach(struct session *s, const struct attest_claims *c, uint32_t flags,
 	if ((in = calloc(1, sizeof(*in))) == NULL)
 		fatalx("out of memory");
 	in->ev.fd = -1;
+	in->guest_fd = -1;
 	in->rec = rec;
 	in->state = I_STARTING;
 	if ((in->dek = sodium_malloc(SEAL_KEY_LEN)) == NULL)
@@ -598,6 +691,30 @@ inst_generation(const struct inst *in)
 	return in->rec.perm_gen;
 }
 
+/*
+ * Readies the session's socket for the worker and keeps a dup of it for
+ * the frames of durable responses (ipc.h). The socket becomes blocking, so
+ * that the worker can sleep in read() on it; the parent itself only ever
+ * sends on it with MSG_DONTWAIT. Writes time out after 10 s, as the
+ * worker's did on the non-blocking socket.
+ */
+static int
+inst_guest_dup(struct inst *in, int fd)
+{
+	struct timeval tv = { 10, 0 };
+	int fl, dup;
+
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+	    (dup = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		log_warn("instance %s: session socket", in->rec.name);
+		return VTPM_E_IO;
+	}
+	inst_session_drop(in);
+	in->guest_fd = dup;
+	return 0;
+}
+
 /* Hands the session's fd and cipher states to the worker; the session is done. */
 void
 inst_handoff(struct inst *in, struct session *s)
@@ -625,6 +742,10 @@ inst_handoff(struct inst *in, struct session *s)
 			return;
 		}
 		flags |= IPC_SESS_F_FRESHNESS;
+	}
+	if (inst_guest_dup(in, chan_fd(ch)) != 0) {
+		session_failed(s, ERR_UNAVAILABLE, "could not hand the session over");
+		return;
 	}
 	chan_get_ciphers(ch, &tx, &rx);
 	wbuf_init(&w, msg, sizeof(msg));
@@ -675,27 +796,21 @@ ack_store(struct inst *in, int result)
 
 static void batch_abort(int rc);
 
+/*
+ * Seals a blob and queues it in the group commit. On an error the batch
+ * is dropped (every store in it refused) and the error returned; the
+ * caller answers this store.
+ */
 static int
-handle_store(struct inst *in, const uint8_t *body, size_t len)
+store_queue(struct inst *in, uint8_t type, const uint8_t *blob, size_t blen)
 {
-	const uint8_t *blob;
-	uint8_t type;
-	size_t blen;
-	uint64_t gen;
+	uint64_t gen = inst_next_gen(in);
 	size_t slen;
 	int rc;
 
-	if (in->store_pending)
-		return VTPM_E_PROTO;
-	if ((rc = ipc_parse_store(body, len, (enum ipc_worker_state)in->state,
-	    &type, &blob, &blen)) != 0)
-		return rc;
-	if (in->state == I_IDLE)
-		return VTPM_E_PROTO;
 	if (V->nbatch_insts == (int)(sizeof(V->batch_insts) / sizeof(V->batch_insts[0])))
 		batch_commit();
 	in->pending_rec = in->rec;
-	gen = (in->rec.perm_gen > in->rec.vol_gen ? in->rec.perm_gen : in->rec.vol_gen) + 1;
 	rc = seal_blob(in->dek, V->kek->kid, in->rec.uuid, type, gen, blob, blen,
 	    sealbuf, SEALBUF_LEN, &slen);
 	if (rc == 0) {
@@ -720,12 +835,147 @@ handle_store(struct inst *in, const uint8_t *body, size_t len)
 		log_warnx("instance %s: cannot queue state: %s; dropping the batch",
 		    in->rec.name, vtpm_strerror(rc));
 		batch_abort(rc);
-		ack_store(in, rc);
-		return 0;
+		return rc;
 	}
 	in->store_pending = 1;
 	V->batch_insts[V->nbatch_insts++] = in;
 	return 0;
+}
+
+static int
+handle_store(struct inst *in, const uint8_t *body, size_t len)
+{
+	const uint8_t *blob;
+	uint8_t type;
+	size_t blen;
+	int rc;
+
+	if (in->store_pending)
+		return VTPM_E_PROTO;
+	if ((rc = ipc_parse_store(body, len, (enum ipc_worker_state)in->state,
+	    &type, &blob, &blen)) != 0)
+		return rc;
+	if (in->state == I_IDLE)
+		return VTPM_E_PROTO;
+	if ((rc = store_queue(in, type, blob, blen)) != 0)
+		ack_store(in, rc);
+	return 0;
+}
+
+/* Answers the last IPC_STORE_RSP over IPC, with the frames' unsent tail. */
+static void
+rsp_ack(struct inst *in, int result, const uint8_t *tail, size_t tlen)
+{
+	uint8_t b[14];
+
+	be32_enc(b, (uint32_t)(int32_t)result);
+	be64_enc(b + 4, result == 0 ? inst_generation(in) : 0);
+	be16_enc(b + 12, (uint16_t)tlen);
+	(void)inst_send(in, IPC_RSP_ACK, b, sizeof(b), tail, tlen, -1);
+}
+
+/*
+ * The last IPC_STORE_RSP is decided: done_seq or an IPC_RSP_ACK says how,
+ * both written before this. Wakes the worker if it sleeps on the word
+ * (a guest that pipelines); without a sleeper the wake-up costs no switch.
+ */
+static void
+rsp_decided(struct inst *in)
+{
+	in->rsp_queued = 0;
+	if (in->shared == NULL)
+		return;
+	__atomic_store_n(&in->shared->decided, (uint32_t)in->rsp_seq, __ATOMIC_RELEASE);
+	(void)syscall(SYS_futex, &in->shared->decided, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/*
+ * A guest command's state and its response frames (ipc.h): the state
+ * joins the group commit, the frames wait here for it.
+ */
+static int
+handle_store_rsp(struct inst *in, const uint8_t *body, size_t len)
+{
+	const uint8_t *frames, *blob;
+	size_t flen, blen;
+	uint64_t gen;
+	int rc;
+
+	if (in->store_pending)
+		return VTPM_E_PROTO;
+	if ((rc = ipc_parse_store_rsp(body, len, &gen, &frames, &flen, &blob, &blen)) != 0)
+		return rc;
+	in->rsp_seq++;
+	if (in->held == NULL && (in->held = malloc(IPC_MAX_HELD)) == NULL)
+		fatalx("out of memory");
+	/* Its MSG_STATE_GEN must say what the commit makes durable. */
+	if (gen != inst_next_gen(in)) {
+		log_warnx("instance %s: response store for generation %llu, expected %llu; "
+		    "refused", in->rec.name, (unsigned long long)gen,
+		    (unsigned long long)inst_next_gen(in));
+		rsp_ack(in, VTPM_E_ROLLBACK, NULL, 0);
+		rsp_decided(in);
+		return 0;
+	}
+	if ((rc = store_queue(in, IPC_BLOB_PERMANENT, blob, blen)) != 0) {
+		rsp_ack(in, rc, NULL, 0);
+		rsp_decided(in);
+		return 0;
+	}
+	memcpy(in->held, frames, flen);
+	in->held_len = flen;
+	in->rsp_queued = 1;
+	return 0;
+}
+
+/*
+ * After the commit of an IPC_STORE_RSP: on success the frames go to the
+ * guest (never blocking: what does not fit goes back to the worker to
+ * write), then the shared page says so; on failure they are wiped unsent
+ * and the worker is told over IPC. Either way the frames exist nowhere
+ * else in the parent afterwards.
+ */
+static void
+rsp_finish(struct inst *in, int result)
+{
+	size_t len = in->held_len;
+	ssize_t n = 0;
+
+	in->held_len = 0;
+	if (result != 0) {
+		sodium_memzero(in->held, len);
+		rsp_ack(in, result, NULL, 0);
+		rsp_decided(in);
+		return;
+	}
+	if (in->guest_fd >= 0 && len > 0) {
+		do {
+			n = send(in->guest_fd, in->held, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		} while (n < 0 && errno == EINTR);
+		if (n < 0)
+			n = 0;		/* the worker meets the error itself */
+	}
+	if ((size_t)n == len) {
+		__atomic_store_n(&in->shared->done_seq, in->rsp_seq, __ATOMIC_RELEASE);
+	} else {
+		log_debug("instance %s: %zu of %zu response bytes left to the worker "
+		    "(the guest is not reading)", in->rec.name, len - (size_t)n, len);
+		rsp_ack(in, 0, in->held + n, len - (size_t)n);
+	}
+	sodium_memzero(in->held, len);
+	rsp_decided(in);
+}
+
+/* Answers a store of a live instance once its batch is decided. */
+static void
+store_done(struct inst *in, int rc)
+{
+	if (rc == 0)
+		inst_publish_gen(in);
+	if (in->rsp_queued)
+		rsp_finish(in, rc);
+	else
+		ack_store(in, rc);
 }
 
 /* Refuses every store in the pending batch and empties it. */
@@ -743,7 +993,7 @@ batch_abort(int rc)
 				inst_free(in);
 			continue;
 		}
-		ack_store(in, rc);
+		store_done(in, rc);
 	}
 	V->nbatch_insts = 0;
 	store_batch_reset(V->batch);
@@ -778,7 +1028,7 @@ batch_commit(void)
 				inst_free(in);
 			continue;
 		}
-		ack_store(in, rc);
+		store_done(in, rc);
 	}
 	V->nbatch_insts = 0;
 	store_batch_reset(V->batch);
@@ -809,6 +1059,8 @@ handle_msg(struct inst *in, uint8_t type, const uint8_t *body, size_t len)
 		return 0;
 	case IPC_STORE:
 		return handle_store(in, body, len);
+	case IPC_STORE_RSP:
+		return handle_store_rsp(in, body, len);
 	case IPC_EK_PUBS: {
 		uint8_t certs[4 + 2 * IPC_EK_CERT_MAX], none[4] = { 0, 0, 0, 0 };
 		struct attest_ek_keys keys;
@@ -839,6 +1091,8 @@ handle_msg(struct inst *in, uint8_t type, const uint8_t *body, size_t len)
 			in->state = I_IDLE;
 			time(&in->idle_since);
 		}
+		/* a worker settles its response store first: nothing is held now */
+		inst_session_drop(in);
 		return 0;
 	case IPC_STATS:
 		metrics_commands(be32_dec(body));
@@ -891,7 +1145,7 @@ inst_event(struct inst *in, uint32_t events)
 		 * A worker that asked for a store waits for the answer: nothing
 		 * more to read now (epoll is level-triggered if there is).
 		 */
-		if (type == IPC_STORE)
+		if (type == IPC_STORE || type == IPC_STORE_RSP)
 			return;
 	}
 }
@@ -965,6 +1219,9 @@ inst_stop(struct inst *in)
 {
 	if (inst_send(in, IPC_STOP, NULL, 0, NULL, 0, -1) != 0)
 		return;
+	/* wakes a worker asleep in read() on its guest (ipc.h) */
+	if (in->guest_fd >= 0)
+		(void)shutdown(in->guest_fd, SHUT_RD);
 	in->state = I_STOPPING;
 	time(&in->stop_sent);
 }

@@ -140,6 +140,9 @@ static const struct ipc_rule {
 	{ IPC_STOPPED,     WS(IPC_WS_STOPPING),					1, 1 },
 	{ IPC_EK_PUBS,     WS(IPC_WS_STARTING),				4, 4 + 2 * IPC_EK_PUB_MAX },
 	{ IPC_STATS,       WS(IPC_WS_ACTIVE) | WS(IPC_WS_STOPPING),		4, 4 },
+	{ IPC_STORE_RSP,   WS(IPC_WS_ACTIVE) | WS(IPC_WS_STOPPING),
+							8 + 2 + 3 + 4 + 1,
+							8 + 2 + IPC_MAX_HELD + 4 + IPC_MAX_BLOB },
 };
 
 int
@@ -175,6 +178,45 @@ ipc_parse_store(const uint8_t *body, size_t len, enum ipc_worker_state ws,
 		return VTPM_E_FORMAT;
 	if (*btype == IPC_BLOB_VOLATILE ? ws != IPC_WS_STOPPING : *btype != IPC_BLOB_PERMANENT)
 		return VTPM_E_PROTO;
+	*blen = n;
+	return 0;
+}
+
+/* The frame area of an IPC_STORE_RSP: whole channel frames, no more than allowed. */
+static int
+ipc_check_frames(const uint8_t *p, size_t len)
+{
+	struct cursor cur;
+	uint16_t n;
+	int nframes = 0;
+
+	cur_init(&cur, p, len);
+	while (cur_left(&cur) > 0) {
+		if (++nframes > IPC_MAX_HELD_FRAMES || cur_get_u16(&cur, &n) != 0 ||
+		    n == 0 || cur_skip(&cur, n) != 0)
+			return VTPM_E_FORMAT;
+	}
+	return nframes > 0 ? 0 : VTPM_E_FORMAT;
+}
+
+int
+ipc_parse_store_rsp(const uint8_t *body, size_t len, uint64_t *gen,
+    const uint8_t **frames, size_t *flen, const uint8_t **blob, size_t *blen)
+{
+	struct cursor cur;
+	uint16_t fl;
+	uint32_t n;
+
+	cur_init(&cur, body, len);
+	if (cur_get_u64(&cur, gen) != 0 || *gen == 0 ||
+	    cur_get_u16(&cur, &fl) != 0 || fl == 0 || fl > IPC_MAX_HELD ||
+	    cur_get_ref(&cur, frames, fl) != 0 ||
+	    cur_get_u32(&cur, &n) != 0 || n == 0 || n > IPC_MAX_BLOB ||
+	    cur_get_ref(&cur, blob, n) != 0 || cur_end(&cur) != 0)
+		return VTPM_E_FORMAT;
+	if (ipc_check_frames(*frames, fl) != 0)
+		return VTPM_E_FORMAT;
+	*flen = fl;
 	*blen = n;
 	return 0;
 }

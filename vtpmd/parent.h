@@ -108,6 +108,13 @@ struct inst {
 	uint8_t			 pending_how;	/* ATTACHED how for the waiting session */
 	uint32_t		 pending_flags;	/* IPC_SESS_F_* for it */
 	uint32_t		 spawn_id;	/* the zygote's answer names it */
+	/* durable responses (IPC_STORE_RSP, ipc.h) */
+	struct ipc_shared	*shared;	/* the worker's shared page, mapped here */
+	int			 guest_fd;	/* dup of the session's socket while ACTIVE, or -1 */
+	int			 rsp_queued;	/* an IPC_STORE_RSP waits for the commit */
+	uint64_t		 rsp_seq;	/* IPC_STORE_RSP received from this worker */
+	uint8_t			*held;		/* frames waiting for the commit (IPC_MAX_HELD) */
+	size_t			 held_len;
 };
 TAILQ_HEAD(inst_list, inst);
 

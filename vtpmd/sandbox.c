@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <grp.h>
 #include <unistd.h>
@@ -40,7 +41,8 @@ sandbox_parent_enter(void)
 
 /*
  * What a worker may do after start-up: its IPC socket and its guest's
- * session (read, write, poll, sendmsg/recvmsg), memory management (libtpms,
+ * session (read, write, poll, sendmsg/recvmsg, and the session socket's
+ * receive timeout), memory management (libtpms,
  * OpenSSL, libsodium guarded pages), time and randomness, and exit.
  * Opening files fails with EACCES (OpenSSL probes its configuration);
  * anything else kills the process (SIGSYS), and the parent logs it.
@@ -114,6 +116,14 @@ worker_filter_build(void)
 		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, worker_allowed[i], 0)) != 0)
 			fatalx("seccomp_rule_add(%d): %d", worker_allowed[i], rc);
 	}
+	/*
+	 * setsockopt() only for the session socket's receive timeout (the
+	 * worker sleeps in read() on it, waking after a quiet second while it
+	 * has commands to report); any other option kills the process.
+	 */
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
+	    SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET), SCMP_A2(SCMP_CMP_EQ, SO_RCVTIMEO))) != 0)
+		fatalx("seccomp_rule_add(setsockopt): %d", rc);
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0)) != 0 ||
 	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0)) != 0)
 		fatalx("seccomp_rule_add(open): %d", rc);

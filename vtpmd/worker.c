@@ -12,8 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <linux/futex.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -66,13 +70,27 @@ static struct worker {
 	int		 touched;	/* a session started since the state was loaded */
 	uint8_t		 event[HCRTM_EVENT_MAX];	/* H-CRTM launch event */
 	size_t		 event_len;
+	const struct ipc_shared *shared;	/* the parent's page, read-only here */
+	int		 defer;		/* in a guest command: keep the store for IPC_STORE_RSP */
+	uint8_t		*stash;		/* ... the permanent state it wants durable */
+	size_t		 stash_len;
+	int		 rsp_open;	/* an IPC_STORE_RSP whose outcome is not known yet */
+	uint64_t	 rsp_seq;	/* IPC_STORE_RSP sent (the last one's number) */
+	uint64_t	 rsp_gen;	/* the generation it makes durable */
+	uint64_t	 rsp_mark;	/* tx nonce its frames started at */
+	uint8_t		*rsp_perm;	/* its state: W.perm once durable */
+	size_t		 rsp_perm_len;
+	int		 rcvtimeo;	/* SO_RCVTIMEO is set on the session socket */
 } W = { .ipc = WORKER_IPC_FD };
 
 static uint8_t msgbuf[CHAN_MAX_BODY];
 
 static void worker_stop(void) __attribute__((noreturn));
 static void tpm_after_power_on(void);
+static void tpm_restore_durable(void);
 static void session_start(uint32_t flags, uint8_t how);
+static void session_end(uint8_t reason);
+static void rsp_resolve(void);
 
 /* A guest that asked for freshness reports confirms within this (PROTOCOL.md 7). */
 #define WORKER_CONFIRM_TIMEOUT_S	10
@@ -124,6 +142,8 @@ worker_store(uint8_t type, const uint8_t *data, size_t len)
 	uint64_t gen;
 	int fd, rc;
 
+	if (W.rsp_open)
+		fatalx("store while a response store is open");
 	if (len > IPC_MAX_BLOB) {
 		log_warnx("state blob of %zu bytes exceeds %d", len, IPC_MAX_BLOB);
 		return VTPM_E_TOOBIG;
@@ -194,6 +214,29 @@ cb_nvram_loaddata(unsigned char **data, uint32_t *length, uint32_t tpm_number,
 	return TPM_SUCCESS;
 }
 
+static void
+stash_drop(void)
+{
+	if (W.stash == NULL)
+		return;
+	sodium_memzero(W.stash, W.stash_len);
+	free(W.stash);
+	W.stash = NULL;
+	W.stash_len = 0;
+}
+
+/* Makes state the last durable permanent state (takes it). */
+static void
+perm_replace(uint8_t *state, size_t len)
+{
+	if (W.perm != NULL) {
+		sodium_memzero(W.perm, W.perm_len);
+		free(W.perm);
+	}
+	W.perm = state;
+	W.perm_len = len;
+}
+
 static TPM_RESULT
 cb_nvram_storedata(const unsigned char *data, uint32_t length, uint32_t tpm_number,
     const char *name)
@@ -202,6 +245,19 @@ cb_nvram_storedata(const unsigned char *data, uint32_t length, uint32_t tpm_numb
 
 	if (strcmp(name, TPM_PERMANENT_ALL_NAME) != 0 || W.warming)
 		return TPM_SUCCESS;	/* libtpms stores nothing else through us */
+	if (W.defer) {
+		/*
+		 * A guest command: keep the state (the last one wins; each is
+		 * whole) and store it with the response (rsp_handoff()).
+		 */
+		if ((copy = malloc(length)) == NULL)
+			fatalx("out of memory");
+		memcpy(copy, data, length);
+		stash_drop();
+		W.stash = copy;
+		W.stash_len = length;
+		return TPM_SUCCESS;
+	}
 	if (worker_store(IPC_BLOB_PERMANENT, data, length) != 0) {
 		W.store_failed = 1;
 		return TPM_FAIL;
@@ -209,12 +265,7 @@ cb_nvram_storedata(const unsigned char *data, uint32_t length, uint32_t tpm_numb
 	if ((copy = malloc(length)) == NULL)
 		fatalx("out of memory");
 	memcpy(copy, data, length);
-	if (W.perm != NULL) {
-		sodium_memzero(W.perm, W.perm_len);
-		free(W.perm);
-	}
-	W.perm = copy;
-	W.perm_len = length;
+	perm_replace(copy, length);
 	return TPM_SUCCESS;
 }
 
@@ -309,14 +360,33 @@ tpm_restart(void)
 }
 
 /*
+ * A store failed: libtpms has entered failure mode, or runs on state that
+ * is not durable. Restarts the TPM from its last durable state.
+ */
+static void
+tpm_restore_durable(void)
+{
+	log_warnx("state not durable: answering TPM_RC_NV_UNAVAILABLE and "
+	    "restarting the TPM from its last durable state");
+	if (W.running)
+		TPMLIB_Terminate();
+	W.running = 0;
+	W.restart_pending = 1;
+	if (!W.restarting)
+		tpm_restart();
+}
+
+/*
  * Runs one command in libtpms. Returns the TPM response code; the response
  * stays in W.rsp / *rlen. If a state store failed during the command the
  * response becomes TPM_RC_NV_UNAVAILABLE and the TPM restarts from its last
  * durable state (libtpms has entered failure mode by then). While it cannot
  * restart (the store still fails), every command gets TPM_RC_NV_UNAVAILABLE.
+ * With defer (a guest's command), a permanent-state store is kept in
+ * W.stash instead, for the caller to hand over with the response.
  */
 static uint32_t
-tpm_run(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
+tpm_run_cmd(const uint8_t *cmd, uint32_t len, uint32_t *rlen, int defer)
 {
 	uint8_t local[TPM2_MAX_CMD];
 	uint32_t rc;
@@ -332,20 +402,16 @@ tpm_run(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
 	memcpy(local, cmd, len);	/* libtpms takes a non-const buffer */
 	W.store_failed = 0;
 	*rlen = 0;
+	W.defer = defer;
 	if (TPMLIB_Process(&W.rsp, rlen, &W.rsp_size, local, len) != TPM_SUCCESS ||
 	    *rlen < TPM2_HDR_LEN) {
 		log_warnx("TPMLIB_Process failed");
 		rsp_error(W.rsp, TPM2_RC_FAILURE);
 		*rlen = TPM2_HDR_LEN;
 	}
+	W.defer = 0;
 	if (W.store_failed) {
-		log_warnx("state not durable: answering TPM_RC_NV_UNAVAILABLE and "
-		    "restarting the TPM from its last durable state");
-		TPMLIB_Terminate();
-		W.running = 0;
-		W.restart_pending = 1;
-		if (!W.restarting)
-			tpm_restart();
+		tpm_restore_durable();
 		/* after the restart: its Startup must not overwrite this answer */
 		rsp_error(W.rsp, TPM2_RC_NV_UNAVAILABLE);
 		*rlen = TPM2_HDR_LEN;
@@ -360,6 +426,12 @@ tpm_run(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
 			W.guest_shutdown = 0;
 	}
 	return rc;
+}
+
+static uint32_t
+tpm_run(const uint8_t *cmd, uint32_t len, uint32_t *rlen)
+{
+	return tpm_run_cmd(cmd, len, rlen, 0);
 }
 
 /* Runs a command vtpmd builds itself (Startup, Shutdown, PCR_Allocate). */
@@ -810,10 +882,14 @@ session_end(uint8_t reason)
 {
 	if (W.ch == NULL)
 		return;
+	rsp_resolve();		/* its answer may still have to go to the guest */
+	if (W.ch == NULL)
+		return;
 	stats_flush();		/* allowed only while the parent sees the session */
 	chan_free(W.ch);
 	W.ch = NULL;
 	W.gated = 0;
+	W.rcvtimeo = 0;
 	W.state = W_IDLE;
 	W.locality = 0;
 	if (ipc_send(W.ipc, IPC_SESSION_END, &reason, 1, -1) != 0)
@@ -942,6 +1018,161 @@ handle_ctrl(const uint8_t *body, size_t len)
 	return VTPM_E_FORMAT;
 }
 
+/* ---------- durable responses (IPC_STORE_RSP, ipc.h) ---------- */
+
+/*
+ * The command changed the permanent state (W.stash): encrypts the response
+ * -- after MSG_STATE_GEN for the generation the store will get, if the
+ * guest keeps a freshness record -- and hands the frames and the state to
+ * the parent, which writes the frames once the state is durable. Does not
+ * wait: rsp_resolve() learns the outcome before the next guest message.
+ */
+static int
+rsp_handoff(uint32_t rlen)
+{
+	uint8_t msg[8 + 2 + IPC_MAX_HELD + 4], g[8];
+	size_t off = 10, n;
+	uint64_t gen;
+	int rc;
+
+	gen = __atomic_load_n(&W.shared->next_gen, __ATOMIC_ACQUIRE);
+	W.rsp_mark = chan_tx_mark(W.ch);
+	if (W.gen_reports) {
+		be64_enc(g, gen);
+		if ((rc = chan_seal(W.ch, MSG_STATE_GEN, g, sizeof(g), msg + off,
+		    IPC_MAX_HELD - (off - 10), &n)) != 0)
+			fatalx("sealing MSG_STATE_GEN: %s", vtpm_strerror(rc));
+		off += n;
+	}
+	if ((rc = chan_seal(W.ch, MSG_TPM_RSP, W.rsp, rlen, msg + off,
+	    IPC_MAX_HELD - (off - 10), &n)) != 0)
+		fatalx("sealing a response of %u bytes: %s", rlen, vtpm_strerror(rc));
+	off += n;
+	be64_enc(msg, gen);
+	be16_enc(msg + 8, (uint16_t)(off - 10));
+	be32_enc(msg + off, (uint32_t)W.stash_len);
+	off += 4;
+	if (W.stash_len > IPC_MAX_BLOB)
+		fatalx("state blob of %zu bytes exceeds %d", W.stash_len, IPC_MAX_BLOB);
+	if ((rc = ipc_send2(W.ipc, IPC_STORE_RSP, msg, off, W.stash, W.stash_len, -1)) != 0) {
+		log_warnx("store request: %s", vtpm_strerror(rc));
+		_exit(2);
+	}
+	sodium_memzero(msg, off);
+	W.rsp_open = 1;
+	W.rsp_seq++;
+	W.rsp_gen = gen;
+	W.rsp_perm = W.stash;
+	W.rsp_perm_len = W.stash_len;
+	W.stash = NULL;
+	W.stash_len = 0;
+	return 0;
+}
+
+/*
+ * The outcome of the open IPC_STORE_RSP. Durable: its state becomes the
+ * last durable one, and any tail of its frames the parent could not write
+ * goes out now. Failed: the frames were wiped unsent; the TPM goes back to
+ * its last durable state and the guest gets TPM_RC_NV_UNAVAILABLE under
+ * the nonces the wiped frames had.
+ */
+static void
+rsp_settle(int32_t result, uint64_t gen, const uint8_t *tail, size_t tlen)
+{
+	int rc = 0;
+
+	W.rsp_open = 0;
+	if (result == 0) {
+		perm_replace(W.rsp_perm, W.rsp_perm_len);
+		W.rsp_perm = NULL;
+		if (gen > W.durable_gen)
+			W.durable_gen = gen;
+		if (W.gen_reports && W.rsp_gen > W.reported_gen)
+			W.reported_gen = W.rsp_gen;	/* its frames said so */
+		if (tlen > 0 && W.ch != NULL)
+			rc = chan_write_raw(W.ch, tail, tlen, 10000);
+	} else {
+		log_warnx("parent could not store state: %s", vtpm_strerror(result));
+		sodium_memzero(W.rsp_perm, W.rsp_perm_len);
+		free(W.rsp_perm);
+		W.rsp_perm = NULL;
+		tpm_restore_durable();
+		if (W.ch != NULL) {
+			chan_tx_rewind(W.ch, W.rsp_mark);
+			rsp_error(W.rsp, TPM2_RC_NV_UNAVAILABLE);
+			if ((rc = report_generation()) == 0)
+				rc = chan_send(W.ch, MSG_TPM_RSP, W.rsp, TPM2_HDR_LEN);
+		}
+	}
+	W.rsp_perm_len = 0;
+	if (rc != 0)
+		log_warnx("response to the guest: %s", vtpm_strerror(rc));
+}
+
+/* Parses IPC_RSP_ACK and settles the open IPC_STORE_RSP with it. */
+static void
+rsp_ack(const uint8_t *body, size_t len)
+{
+	struct cursor cur;
+	uint32_t res;
+	uint64_t gen;
+	uint16_t tlen;
+	const uint8_t *tail;
+
+	cur_init(&cur, body, len);
+	if (!W.rsp_open || cur_get_u32(&cur, &res) != 0 || cur_get_u64(&cur, &gen) != 0 ||
+	    cur_get_u16(&cur, &tlen) != 0 || tlen > IPC_MAX_HELD ||
+	    cur_get_ref(&cur, &tail, tlen) != 0 || cur_end(&cur) != 0)
+		fatalx("malformed or unexpected IPC_RSP_ACK");
+	if ((int32_t)res != 0 && tlen != 0)
+		fatalx("IPC_RSP_ACK: a failure with frames to send");
+	rsp_settle((int32_t)res, gen, tail, tlen);
+}
+
+/*
+ * Before anything else reaches the TPM or the guest: the outcome of the
+ * open IPC_STORE_RSP. Usually the shared page has it already (two loads);
+ * else sleeps on the page's futex word until the parent decides, and then
+ * reads its IPC_RSP_ACK if that is where the outcome is. KICK and STOP
+ * arriving meanwhile are remembered.
+ */
+static void
+rsp_resolve(void)
+{
+	uint8_t type;
+	const uint8_t *body;
+	size_t blen;
+	uint32_t d;
+	int fd;
+
+	while (W.rsp_open) {
+		d = __atomic_load_n(&W.shared->decided, __ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&W.shared->done_seq, __ATOMIC_ACQUIRE) == W.rsp_seq) {
+			rsp_settle(0, W.rsp_gen, NULL, 0);
+			return;
+		}
+		if (d != (uint32_t)W.rsp_seq) {
+			/* not decided: sleep until the word changes (EAGAIN if it did) */
+			if (syscall(SYS_futex, &W.shared->decided, FUTEX_WAIT, d, NULL, NULL, 0) != 0 &&
+			    errno != EAGAIN && errno != EINTR)
+				fatal("futex");
+			continue;
+		}
+		/* decided, not done: the answer is on the IPC channel */
+		ipc_wait(&type, &body, &blen, &fd);
+		if (fd >= 0)
+			fatalx("unexpected fd from parent");
+		if (type == IPC_KICK && blen == 0)
+			W.pending_kick = 1;
+		else if (type == IPC_STOP && blen == 0)
+			W.pending_stop = 1;
+		else if (type == IPC_RSP_ACK)
+			rsp_ack(body, blen);
+		else
+			fatalx("unexpected message 0x%02x while waiting for a store", type);
+	}
+}
+
 static int
 handle_tpm_cmd(const uint8_t *body, size_t len)
 {
@@ -956,41 +1187,72 @@ handle_tpm_cmd(const uint8_t *body, size_t len)
 	if (loc > 4 || size != len - 1)
 		return VTPM_E_FORMAT;
 	W.locality = loc;
-	(void)tpm_run(body + 1, size, &rlen);
+	(void)tpm_run_cmd(body + 1, size, &rlen, W.shared != NULL);
 	stats_count();
+	if (W.stash != NULL)
+		return rsp_handoff(rlen);
 	if ((rc = report_generation()) != 0)
 		return rc;
 	return chan_send(W.ch, MSG_TPM_RSP, W.rsp, rlen);
 }
 
-/* Serves every complete frame available on the session. */
+static void ipc_readable(void);
+
+/* Handles what the parent sent, without waiting: KICK/STOP become pending. */
 static void
+ipc_check(void)
+{
+	struct pollfd pfd = { .fd = W.ipc, .events = POLLIN };
+
+	while (!W.pending_kick && !W.pending_stop && poll(&pfd, 1, 0) == 1)
+		ipc_readable();
+}
+
+/*
+ * Serves every complete frame available on the session; on a blocking
+ * socket, waits for one first. Returns the number of frames served.
+ */
+static int
 session_readable(void)
 {
 	const uint8_t *frame;
 	size_t flen, blen;
 	uint8_t type;
-	int rc;
+	int rc, served = 0;
 
 	for (;;) {
 		rc = chan_read_frame(W.ch, &frame, &flen);
 		if (rc == 0)
-			return;
+			return served;
 		if (rc < 0) {
+			/*
+			 * The parent shuts the socket's reading side down when it
+			 * sends KICK or STOP: that end-of-file is not the guest's.
+			 */
+			ipc_check();
+			if (W.pending_kick || W.pending_stop || W.ch == NULL)
+				return served;
 			if (rc == VTPM_E_CLOSED)
 				log_info("guest closed the session");
 			else
 				log_warnx("session read: %s", vtpm_strerror(rc));
 			session_end(rc == VTPM_E_CLOSED ? END_PEER_CLOSED :
 			    rc == VTPM_E_FORMAT ? END_BAD_FRAME : END_IO);
-			return;
+			return served;
 		}
+		served++;
 		rc = chan_open(W.ch, frame, flen, &type, msgbuf, sizeof(msgbuf), &blen);
 		if (rc != 0) {
 			log_warnx("session ended: frame failed authentication (%s)",
 			    vtpm_strerror(rc));
 			session_end(END_BAD_FRAME);
-			return;
+			return served;
+		}
+		/* The previous command's state must be durable before this one runs. */
+		rsp_resolve();
+		if (W.pending_kick || W.pending_stop || W.ch == NULL) {
+			sodium_memzero(msgbuf, blen);
+			return served;
 		}
 		if (W.gated) {
 			/* only ATTACH_CONFIRM (empty) opens a gated session */
@@ -998,11 +1260,11 @@ session_readable(void)
 				log_warnx("session ended: message 0x%02x before "
 				    "ATTACH_CONFIRM", type);
 				session_end(END_BAD_FRAME);
-				return;
+				return served;
 			}
 			session_start(W.gate_flags, W.gate_how);
 			if (W.ch == NULL)
-				return;
+				return served;
 			continue;
 		}
 		if (type == MSG_TPM_CMD)
@@ -1015,22 +1277,22 @@ session_readable(void)
 		if (rc == 1) {
 			log_info("guest detached");
 			session_end(END_DETACH);
-			return;
+			return served;
 		}
 		if (rc != 0) {
 			log_warnx("session ended: %s from guest (message 0x%02x)",
 			    vtpm_strerror(rc), type);
 			session_end(rc == VTPM_E_CLOSED ? END_PEER_CLOSED : END_BAD_FRAME);
-			return;
+			return served;
 		}
 		if (W.pending_kick || W.pending_stop)
-			return;
+			return served;
 		/*
 		 * A guest waits for each response, so the socket is usually
-		 * empty now: poll again rather than pay a read() for EAGAIN.
+		 * empty now: wait again rather than pay a read() for EAGAIN.
 		 */
 		if (!chan_has_buffered(W.ch))
-			return;
+			return served;
 	}
 }
 
@@ -1044,6 +1306,7 @@ worker_stop(void)
 	uint8_t saved = 0;
 
 	W.state = W_STOPPING;
+	rsp_resolve();
 	if (W.ch != NULL)
 		session_end(END_KICKED);
 	W.state = W_STOPPING;
@@ -1100,8 +1363,10 @@ handle_session(const uint8_t *body, size_t len, int fd)
 	/* INSTANCE told the guest the parent's generation, at least this one */
 	W.reported_gen = W.durable_gen;
 	tx.has_key = rx.has_key = 1;
+	/* The parent made the socket blocking: the worker sleeps in read() on it. */
 	if ((W.ch = chan_new(fd, 0)) == NULL)
 		fatalx("out of memory");
+	W.rcvtimeo = 0;
 	chan_set_ciphers(W.ch, &tx, &rx);
 	sodium_memzero(&tx, sizeof(tx));
 	sodium_memzero(&rx, sizeof(rx));
@@ -1156,7 +1421,7 @@ session_start(uint32_t flags, uint8_t how)
 }
 
 static void
-handle_init(const uint8_t *body, size_t len)
+handle_init(const uint8_t *body, size_t len, int fd)
 {
 	struct cursor cur;
 	uint32_t flags, plen, vlen;
@@ -1170,8 +1435,13 @@ handle_init(const uint8_t *body, size_t len)
 	    cur_get_ref(&cur, &name, nlen) != 0 ||
 	    cur_get_u32(&cur, &plen) != 0 || cur_get_ref(&cur, &perm, plen) != 0 ||
 	    cur_get_u32(&cur, &vlen) != 0 || cur_get_ref(&cur, &vol, vlen) != 0 ||
-	    cur_end(&cur) != 0)
+	    cur_end(&cur) != 0 || fd < 0)
 		fatalx("malformed IPC_INIT");
+	/* The shared page: read-only here (sealed against writable mappings). */
+	W.shared = mmap(NULL, IPC_SHARED_LEN, PROT_READ, MAP_SHARED, fd, 0);
+	if (W.shared == MAP_FAILED)
+		fatal("mmap of the shared page");
+	close(fd);
 	memcpy(W.name, name, nlen);
 	W.name[nlen] = '\0';
 	log_set_prefix(W.name);
@@ -1232,13 +1502,13 @@ ipc_readable(void)
 		log_info("parent went away (%s); exiting", vtpm_strerror(rc));
 		_exit(rc == VTPM_E_CLOSED ? 0 : 2);
 	}
-	if (type != IPC_SESSION && fd >= 0)
+	if (type != IPC_SESSION && type != IPC_INIT && fd >= 0)
 		fatalx("unexpected fd with message 0x%02x", type);
 	switch (type) {
 	case IPC_INIT:
 		if (W.state != W_STARTING)
 			fatalx("IPC_INIT twice");
-		handle_init(body, len);
+		handle_init(body, len, fd);
 		break;
 	case IPC_SESSION:
 		if (W.state != W_IDLE)
@@ -1248,15 +1518,16 @@ ipc_readable(void)
 	case IPC_KICK:
 		if (len != 0)
 			fatalx("malformed IPC_KICK");
-		if (W.ch != NULL) {
-			log_info("session ended by vtpmd");
-			session_end(END_KICKED);
-		}
+		W.pending_kick = 1;	/* the main loop ends the session */
 		break;
 	case IPC_STOP:
 		if (len != 0)
 			fatalx("malformed IPC_STOP");
-		worker_stop();
+		W.pending_stop = 1;	/* the main loop stops */
+		break;
+	case IPC_RSP_ACK:
+		rsp_ack(body, len);
+		break;
 	default:
 		fatalx("unexpected IPC message 0x%02x", type);
 	}
@@ -1291,13 +1562,79 @@ worker_lib_init(int warm)
 	}
 }
 
+/*
+ * The guest's socket is blocking (the parent cleared O_NONBLOCK at the
+ * handoff), so with nothing else to watch the worker sleeps in read() on
+ * it alone: one syscall to wait instead of poll() + read(). Commands not
+ * yet reported to the parent need a wake-up after a quiet second
+ * (IPC_STATS): a receive timeout, set only while some are pending.
+ */
+static void
+session_wait_direct(void)
+{
+	struct timeval tv = { 0, 0 };
+	int want = stats_commands > 0;
+
+	if (want != W.rcvtimeo) {
+		tv.tv_sec = want ? 1 : 0;
+		if (setsockopt(chan_fd(W.ch), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)
+			log_warn("setsockopt(SO_RCVTIMEO)");
+		else
+			W.rcvtimeo = want;
+	}
+	if (session_readable() == 0 && W.ch != NULL && !W.pending_kick && !W.pending_stop)
+		stats_flush();		/* a quiet second */
+}
+
+/*
+ * Polls the parent's channel and, with a session, the guest's socket: when
+ * there is no session, while the session waits for ATTACH_CONFIRM (a
+ * deadline), and while a response store is open (its failure must wake the
+ * worker; the parent's IPC_RSP_ACK).
+ */
+static void
+worker_poll(void)
+{
+	struct pollfd pfd[2];
+	int n, wait;
+
+	pfd[0].fd = W.ipc;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = W.ch != NULL ? chan_fd(W.ch) : -1;
+	pfd[1].events = POLLIN;
+	/* counted commands not yet reported: report them after a quiet second */
+	wait = stats_commands > 0 && W.ch != NULL ? 1000 : -1;
+	if (W.gated && gate_expired(&wait)) {
+		log_warnx("session ended: no ATTACH_CONFIRM within %d s",
+		    WORKER_CONFIRM_TIMEOUT_S);
+		session_end(END_IO);
+		return;
+	}
+	n = poll(pfd, 2, wait);
+	if (n < 0) {
+		if (errno == EINTR)
+			return;
+		fatal("poll");
+	}
+	if (n == 0) {
+		stats_flush();
+		return;
+	}
+	if (pfd[0].revents & POLLNVAL)
+		fatalx("no IPC channel on fd %d (vtpmd --worker is started by vtpmd only)",
+		    WORKER_IPC_FD);
+	/* the parent first: a store's outcome settles before the next command */
+	if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+		ipc_readable();
+	if (W.ch != NULL && !W.pending_kick && !W.pending_stop &&
+	    (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+		(void)session_readable();
+}
+
 /* Serves one instance until the parent stops it or goes away. */
 int
 worker_run(uid_t uid, gid_t gid)
 {
-	struct pollfd pfd[2];
-	int n;
-
 	log_init("vtpmd-worker", log_get_level());
 	log_set_prefix("");
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
@@ -1308,43 +1645,19 @@ worker_run(uid_t uid, gid_t gid)
 	sandbox_worker_enter(uid, gid);
 
 	for (;;) {
-		int wait;
-
-		pfd[0].fd = W.ipc;
-		pfd[0].events = POLLIN;
-		pfd[1].fd = W.ch != NULL ? chan_fd(W.ch) : -1;
-		pfd[1].events = POLLIN;
-		/* counted commands not yet reported: report them after a quiet second */
-		wait = stats_commands > 0 && W.ch != NULL ? 1000 : -1;
-		if (W.gated && gate_expired(&wait)) {
-			log_warnx("session ended: no ATTACH_CONFIRM within %d s",
-			    WORKER_CONFIRM_TIMEOUT_S);
-			session_end(END_IO);
-			continue;
-		}
-		n = poll(pfd, 2, wait);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			fatal("poll");
-		}
-		if (n == 0) {
-			stats_flush();
-			continue;
-		}
-		if (W.ch != NULL && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
-			session_readable();
+		if (W.ch != NULL && !W.gated && !W.rsp_open)
+			session_wait_direct();
+		else
+			worker_poll();
 		if (W.pending_kick) {
 			W.pending_kick = 0;
-			session_end(END_KICKED);
+			if (W.ch != NULL) {
+				log_info("session ended by vtpmd");
+				session_end(END_KICKED);
+			}
 		}
 		if (W.pending_stop)
 			worker_stop();
-		if (pfd[0].revents & POLLNVAL)
-			fatalx("no IPC channel on fd %d (vtpmd --worker is started by vtpmd only)",
-			    WORKER_IPC_FD);
-		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
-			ipc_readable();
 	}
 }
 

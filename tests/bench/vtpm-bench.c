@@ -857,8 +857,12 @@ cmd_nvmulti(void)
 				inflight--;
 				if (now >= t_warm && now <= t_end)
 					done++;
+				/*
+				 * A fresh clock: an answer to a command sent in this
+				 * batch (after now was read) must not wrap around.
+				 */
 				if (c->sent >= t_warm && now <= t_end)
-					samples_add(&s, now - c->sent);
+					samples_add(&s, bench_now_ns() - c->sent);
 				if (now < t_end) {
 					mconn_send(c, inc, incl);
 					inflight++;

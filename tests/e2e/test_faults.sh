@@ -158,6 +158,46 @@ driver_stop
 check_eq "driver: every acknowledged write present at the end" "$DRV_RC" 0
 grep -E "^(writes|lost|TPM errors)" "$T/driver.out" | sed 's/^/    /'
 
+# One guest command whose commit fails, seen on the wire: the worker hands
+# the encrypted success response to the parent with the state (ipc.h), and
+# the parent must drop it. The guest gets 0x923 and not the success: the
+# success frame and the 0x923 share a nonce, so if both left, the session
+# would break (the client checks every frame in order); if only the success
+# left, NV_Read would then show the increment, or later lose it. The next
+# commands work and count on from the durable value. Once one command at a
+# time, once with NV_Increment and NV_Read sent back to back.
+fail_one_commit() {	# TAG HOSTBYTE [--pipeline]
+	local tag=$1 hb=$2 pid v1 v2 v3
+	shift 2
+	rm -f "$T/step-$tag"*
+	"$B/tests/vtpm-testclient" --server "unix:$T/vtpmd.sock" --host-byte "$hb" \
+		--nv-steps 3 --step-files "$T/step-$tag" --timeout 20000 --expect ok "$@" \
+		>"$T/tc-$tag.out" 2>&1 &
+	pid=$!
+	T_PIDS+=($pid)
+	touch "$T/step-${tag}1"		# a good write first: the value before the fault
+	wait_until grep -q "^step 1:" "$T/tc-$tag.out"
+	fault "sync EIO match=data.mdb"
+	touch "$T/step-${tag}2"
+	wait_until grep -q "^step 2:" "$T/tc-$tag.out"
+	clear_fault
+	touch "$T/step-${tag}3"
+	wait "$pid"
+	check_eq "$tag: the session stayed sound (every frame in order)" "$?" 0
+	v1=$(awk '/^step 1: increment 0x0 read 0x0 / { print $NF }' "$T/tc-$tag.out")
+	check "$tag: a write before the fault succeeded" test -n "$v1"
+	check "$tag: the write whose commit failed got 0x923" \
+		grep -q "^step 2: increment 0x923 " "$T/tc-$tag.out"
+	v2=$(awk '/^step 2: / && $6 == "0x0" { print $NF }' "$T/tc-$tag.out")
+	check "$tag: nothing read back showed the failed write" \
+		test -z "$v2" -o "$v2" = "$v1"
+	v3=$(awk '/^step 3: increment 0x0 read 0x0 / { print $NF }' "$T/tc-$tag.out")
+	check_eq "$tag: the next write works, from the durable value" "$v3" $((v1 + 1))
+	sed -n 's/^step/    step/p' "$T/tc-$tag.out"
+}
+fail_one_commit "failed commit" 70
+fail_one_commit "failed commit, pipelined" 71 --pipeline
+
 # Everything acknowledged is there after a restart, and writes work.
 stop_vtpmd
 start_vtpmd_fi

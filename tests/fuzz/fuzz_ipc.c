@@ -1,7 +1,7 @@
 /*
  * fuzz_ipc.c: the parent's checks of worker IPC messages (the untrusted
- * direction): the permission table and the IPC_STORE parser, in every
- * worker state. Build: see tests/fuzz/module.mk.
+ * direction): the permission table and the IPC_STORE and IPC_STORE_RSP
+ * parsers, in every worker state. Build: see tests/fuzz/module.mk.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,8 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const uint8_t *blob;
-	size_t blen;
+	const uint8_t *blob, *frames;
+	size_t blen, flen;
+	uint64_t gen;
 	uint8_t btype;
 	int ws;
 
@@ -29,6 +30,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    &btype, &blob, &blen) == 0) {
 			/* The blob must lie inside the message. */
 			if (blob < data + 1 || blob + blen > data + size || blen == 0)
+				abort();
+		}
+		if (data[0] == IPC_STORE_RSP &&
+		    ipc_parse_store_rsp(data + 1, size - 1, &gen, &frames, &flen,
+		    &blob, &blen) == 0) {
+			/* Both areas inside the message, in order, nothing empty. */
+			if (frames < data + 1 || frames + flen > blob || blob + blen != data + size ||
+			    flen == 0 || flen > IPC_MAX_HELD || blen == 0 || gen == 0)
 				abort();
 		}
 	}

@@ -16,6 +16,19 @@
  * end of file, reset, or an ERROR message), refused (an ERROR message).
  * --expect closed accepts closed and refused; a session that ends before the
  * fault was injected, a timeout, or a malformed answer never matches.
+ *
+ * --nv-steps N replaces the GetRandom commands: it defines an NV counter
+ * (0x01500030; "defined" is fine), then N times sends NV_Increment and
+ * NV_Read of it -- with --pipeline both frames back to back before reading
+ * either answer -- and prints "step I: increment RC read RC value V".
+ * With --step-files PREFIX it waits before step I until file PREFIX<I>
+ * exists (so that a test can change things between steps). The outcome is
+ * ok when every answer is a well-formed response in order; the codes and
+ * values are for the test to judge. --burst K (with --nv-steps) first
+ * writes K NV_Increment frames in one write(), reads nothing for a second
+ * (the answers pile up in the socket until it is full), then reads the K
+ * answers and prints "burst: K answered, R failed, value V" (V: NV_Read
+ * after them).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -68,6 +81,12 @@ static struct {
 	int		 skip_evidence;		/* send ATTACH first */
 	int		 skip_attach;		/* send a TPM command before ATTACH */
 	int		 attach_version;
+	int		 nv_steps;
+	int		 pipeline;
+	const char	*step_files;
+	int		 burst;
+	uint8_t		*cork;		/* --burst: frames gathered here, not written */
+	size_t		 cork_len;
 	int		 fault_injected;
 	const char	*expect;
 	const char	*expect_error;
@@ -78,6 +97,10 @@ static struct {
 } C;
 
 static uint8_t rbuf[CHAN_MAX_BODY];
+
+struct conn;
+static enum outcome nv_steps(struct conn *c);
+static enum outcome nv_burst(struct conn *c);
 
 static void
 usage(FILE *f)
@@ -90,7 +113,9 @@ usage(FILE *f)
 "         --flip-frame N | --replay-frame N | --drop-frame N | --zero-frame N |\n"
 "         --garbage-frame N | --truncate[=N] | --bad-evidence binding|signature |\n"
 "         --relay-evidence | --tamper-hs | --skip-evidence | --skip-attach |\n"
-"         --attach-version V\n");
+"         --attach-version V\n"
+"       or, for durable writes: --nv-steps N [--pipeline] [--step-files PREFIX]\n"
+"         [--burst K]\n");
 }
 
 static void
@@ -179,6 +204,11 @@ xmit(struct conn *c, uint8_t type, const void *body, size_t len)
 		rc = write_raw(c->fd, frame, (2 + flen) / 2);
 		shutdown(c->fd, SHUT_WR);
 		return rc;
+	}
+	if (C.cork != NULL) {
+		memcpy(C.cork + C.cork_len, frame, 2 + flen);
+		C.cork_len += 2 + flen;
+		return 0;
 	}
 	if ((rc = write_raw(c->fd, frame, 2 + flen)) != 0)
 		return rc;
@@ -383,9 +413,11 @@ conn_run(struct conn *c, const uint8_t *ev, size_t evlen)
 		}
 		printf("%s: attached to %.*s (how %u)\n", c->tag, (int)rbuf[1], rbuf + 2, rbuf[0]);
 	}
+	if (C.nv_steps > 0 && (out = nv_steps(c)) != OUT_OK)
+		return out;
 	/* frames 3..2+K: TPM2_GetRandom(16) at locality 0 */
 	memset(prev, 0, sizeof(prev));
-	for (i = 0; i < C.ncommands; i++) {
+	for (i = 0; i < (C.nv_steps > 0 ? 0 : C.ncommands); i++) {
 		static const uint8_t getrandom[12] = {
 			0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7b, 0, 16 };
 
@@ -436,7 +468,208 @@ conn_run(struct conn *c, const uint8_t *ev, size_t evlen)
 		    vtpm_strerror(rc));
 		return rc == VTPM_E_TIMEOUT ? OUT_TIMEOUT : OUT_BAD;
 	}
-	detail("%d GetRandom commands answered", C.ncommands);
+	if (C.nv_steps > 0)
+		detail("%d NV steps answered", C.nv_steps);
+	else
+		detail("%d GetRandom commands answered", C.ncommands);
+	return OUT_OK;
+}
+
+/* ---------- --nv-steps ---------- */
+
+#define NV_TC_INDEX	0x01500030u
+#define NV_TC_ATTRS	0x02040014u	/* NO_DA | AUTHREAD | AUTHWRITE, TPM_NT_COUNTER */
+
+/* Command header; returns the offset after it (size patched by nv_frame()). */
+static size_t
+nv_begin(uint8_t *c, uint32_t cc, uint32_t h1, uint32_t h2)
+{
+	size_t n = 10;
+
+	be16_enc(c, 0x8002);		/* TPM_ST_SESSIONS */
+	be32_enc(c + 6, cc);
+	be32_enc(c + n, h1);
+	n += 4;
+	if (h2 != 0) {
+		be32_enc(c + n, h2);
+		n += 4;
+	}
+	be32_enc(c + n, 9);		/* the empty password session */
+	be32_enc(c + n + 4, 0x40000009);
+	be16_enc(c + n + 8, 0);
+	c[n + 10] = 0;
+	be16_enc(c + n + 11, 0);
+	return n + 13;
+}
+
+/* Wraps a command (locality 0) and sends it. */
+static int
+nv_send(struct conn *c, uint8_t *cmd, size_t n)
+{
+	uint8_t msg[1 + 64];
+
+	be32_enc(cmd + 2, (uint32_t)n);
+	msg[0] = 0;
+	memcpy(msg + 1, cmd, n);
+	return xmit(c, MSG_TPM_CMD, msg, 1 + n);
+}
+
+static int
+nv_send_define(struct conn *c)
+{
+	uint8_t cmd[64];
+	size_t n = nv_begin(cmd, 0x12a, 0x40000001u, 0);	/* NV_DefineSpace, owner */
+
+	be16_enc(cmd + n, 0);		/* auth */
+	be16_enc(cmd + n + 2, 14);	/* TPM2B_NV_PUBLIC */
+	be32_enc(cmd + n + 4, NV_TC_INDEX);
+	be16_enc(cmd + n + 8, 0x000b);	/* SHA-256 */
+	be32_enc(cmd + n + 10, NV_TC_ATTRS);
+	be16_enc(cmd + n + 14, 0);	/* authPolicy */
+	be16_enc(cmd + n + 16, 8);	/* dataSize */
+	return nv_send(c, cmd, n + 18);
+}
+
+static int
+nv_send_increment(struct conn *c)
+{
+	uint8_t cmd[64];
+
+	return nv_send(c, cmd, nv_begin(cmd, 0x134, NV_TC_INDEX, NV_TC_INDEX));
+}
+
+static int
+nv_send_read(struct conn *c)
+{
+	uint8_t cmd[64];
+	size_t n = nv_begin(cmd, 0x14e, NV_TC_INDEX, NV_TC_INDEX);
+
+	be16_enc(cmd + n, 8);		/* size */
+	be16_enc(cmd + n + 2, 0);	/* offset */
+	return nv_send(c, cmd, n + 4);
+}
+
+/* One TPM response: 0 with *rc (and *v for a successful 8-byte NV_Read). */
+static int
+nv_answer(struct conn *c, const char *where, uint32_t *rc, uint64_t *v, enum outcome *out)
+{
+	uint8_t type;
+	size_t blen;
+
+	if (recv_step(c, where, &type, &blen, out) != 0)
+		return -1;
+	if (type != MSG_TPM_RSP || blen < 10 || be32_dec(rbuf + 2) != blen) {
+		detail("%s: type 0x%02x, %zu bytes", where, type, blen);
+		*out = OUT_BAD;
+		return -1;
+	}
+	*rc = be32_dec(rbuf + 6);
+	if (v != NULL && *rc == 0) {
+		/* header, u32 parameterSize, TPM2B (u16 8, 8 bytes), sessions */
+		if (blen < 10 + 4 + 2 + 8 || be16_dec(rbuf + 14) != 8) {
+			detail("%s: malformed NV_Read answer", where);
+			*out = OUT_BAD;
+			return -1;
+		}
+		*v = be64_dec(rbuf + 16);
+	}
+	return 0;
+}
+
+/* --burst: K increments in one write, answers read only after a second. */
+static enum outcome
+nv_burst(struct conn *c)
+{
+	enum outcome out;
+	uint32_t rc1;
+	uint64_t v = 0;
+	int i, rc, failed = 0;
+
+	if ((C.cork = malloc((size_t)C.burst * 128)) == NULL)
+		fatalx("out of memory");
+	C.cork_len = 0;
+	for (i = 0; i < C.burst; i++)
+		if ((rc = nv_send_increment(c)) != 0)
+			return outcome_of(rc, "gather NV_Increment");
+	rc = write_raw(c->fd, C.cork, C.cork_len);
+	free(C.cork);
+	C.cork = NULL;
+	if (rc != 0)
+		return outcome_of(rc, "send the burst");
+	sleep(1);
+	for (i = 0; i < C.burst; i++) {
+		if (nv_answer(c, "burst NV_Increment", &rc1, NULL, &out) != 0)
+			return out;
+		if (rc1 != 0)
+			failed++;
+	}
+	if ((rc = nv_send_read(c)) != 0)
+		return outcome_of(rc, "send NV_Read");
+	if (nv_answer(c, "NV_Read", &rc1, &v, &out) != 0)
+		return out;
+	printf("burst: %d answered, %d failed, value %llu\n", C.burst, failed,
+	    (unsigned long long)v);
+	fflush(stdout);
+	return OUT_OK;
+}
+
+/* Waits (up to the timeout) for PREFIX<step> to exist. */
+static int
+step_wait(int step)
+{
+	char path[4096];
+	int i;
+
+	if (C.step_files == NULL)
+		return 0;
+	snprintf(path, sizeof(path), "%s%d", C.step_files, step);
+	for (i = 0; i < C.timeout_ms / 10; i++) {
+		if (access(path, F_OK) == 0)
+			return 0;
+		usleep(10000);
+	}
+	detail("step %d: %s did not appear", step, path);
+	return -1;
+}
+
+static enum outcome
+nv_steps(struct conn *c)
+{
+	enum outcome out;
+	uint32_t rc1, rc2;
+	uint64_t v;
+	int i, rc;
+
+	if ((rc = nv_send_define(c)) != 0)
+		return outcome_of(rc, "send NV_DefineSpace");
+	if (nv_answer(c, "NV_DefineSpace", &rc1, NULL, &out) != 0)
+		return out;
+	if (rc1 != 0 && rc1 != 0x14c) {	/* TPM_RC_NV_DEFINED */
+		detail("NV_DefineSpace: rc 0x%x", rc1);
+		return OUT_BAD;
+	}
+	printf("defined\n");
+	fflush(stdout);
+	if (C.burst > 0 && (out = nv_burst(c)) != OUT_OK)
+		return out;
+	for (i = 1; i <= C.nv_steps; i++) {
+		if (step_wait(i) != 0)
+			return OUT_TIMEOUT;
+		v = 0;
+		if ((rc = nv_send_increment(c)) != 0)
+			return outcome_of(rc, "send NV_Increment");
+		if (C.pipeline && (rc = nv_send_read(c)) != 0)
+			return outcome_of(rc, "send NV_Read");
+		if (nv_answer(c, "NV_Increment", &rc1, NULL, &out) != 0)
+			return out;
+		if (!C.pipeline && (rc = nv_send_read(c)) != 0)
+			return outcome_of(rc, "send NV_Read");
+		if (nv_answer(c, "NV_Read", &rc2, &v, &out) != 0)
+			return out;
+		printf("step %d: increment 0x%x read 0x%x value %llu\n", i, rc1, rc2,
+		    (unsigned long long)v);
+		fflush(stdout);
+	}
 	return OUT_OK;
 }
 
@@ -519,7 +752,8 @@ byte_arg(const char *s, uint8_t *out, size_t n)
 
 enum { O_SERVER = 256, O_MEAS, O_HOST, O_HOSTB, O_LAUNCH, O_LAUNCHB, O_CMDS,
 	O_TIMEOUT, O_FLIP, O_REPLAY, O_DROP, O_ZERO, O_GARBAGE, O_TRUNC, O_BADEV,
-	O_RELAY, O_TAMPER, O_EXPECT, O_EXPERR, O_SKIPEV, O_SKIPATT, O_ATTVER };
+	O_RELAY, O_TAMPER, O_EXPECT, O_EXPERR, O_SKIPEV, O_SKIPATT, O_ATTVER,
+	O_NVSTEPS, O_PIPELINE, O_STEPFILES, O_BURST };
 
 int
 main(int argc, char **argv)
@@ -547,6 +781,10 @@ main(int argc, char **argv)
 		{ "attach-version", required_argument, NULL, O_ATTVER },
 		{ "expect", required_argument, NULL, O_EXPECT },
 		{ "expect-error", required_argument, NULL, O_EXPERR },
+		{ "nv-steps", required_argument, NULL, O_NVSTEPS },
+		{ "pipeline", no_argument, NULL, O_PIPELINE },
+		{ "step-files", required_argument, NULL, O_STEPFILES },
+		{ "burst", required_argument, NULL, O_BURST },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -607,6 +845,18 @@ main(int argc, char **argv)
 		case O_ATTVER:	C.attach_version = atoi(optarg) & 0xff; nfaults++; break;
 		case O_EXPECT:	C.expect = optarg; break;
 		case O_EXPERR:	C.expect_error = optarg; break;
+		case O_NVSTEPS:
+			C.nv_steps = atoi(optarg);
+			if (C.nv_steps < 1 || C.nv_steps > 1000)
+				fatalx("--nv-steps: want 1..1000");
+			break;
+		case O_PIPELINE:	C.pipeline = 1; break;
+		case O_STEPFILES:	C.step_files = optarg; break;
+		case O_BURST:
+			C.burst = atoi(optarg);
+			if (C.burst < 1 || C.burst > 5000)
+				fatalx("--burst: want 1..5000");
+			break;
 		case 'h':	usage(stdout); return 0;
 		default:	usage(stderr); return 2;
 		}

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,15 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "sandbox.h"
 
 static int passed, failed;
+static int sock_fd = -1;	/* a socket made before the sandbox, as the worker's session */
+static int page_fd = -1;	/* a page sealed as the parent seals a worker's shared page */
 
 enum expect { EXIT_OK, KILLED_SIGSYS };
 
@@ -102,6 +106,42 @@ forbidden_exec(void)
 	_exit(31);
 }
 
+/* The session socket's receive timeout: the one option a worker may set. */
+static void
+rcvtimeo_allowed(void)
+{
+	struct timeval tv = { 1, 0 };
+
+	if (setsockopt(sock_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)
+		_exit(40);
+}
+
+static void
+forbidden_sockopt(void)
+{
+	int v = 1 << 20;
+
+	(void)setsockopt(sock_fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	_exit(41);
+}
+
+/* The shared page: readable; no way to a writable mapping of it. */
+static void
+shared_page_read_only(void)
+{
+	volatile uint64_t *p;
+
+	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, page_fd, 0);
+	if (p == MAP_FAILED || p[0] != 0x1122334455667788ULL)
+		_exit(50);
+	if (mprotect((void *)p, 4096, PROT_READ | PROT_WRITE) == 0)
+		_exit(51);
+	if (mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0) != MAP_FAILED)
+		_exit(52);
+	if (write(page_fd, "x", 1) == 1)
+		_exit(53);
+}
+
 #ifndef __SANITIZE_ADDRESS__	/* ASan's runtime needs these calls, so they are allowed there */
 static void
 forbidden_fork(void)
@@ -152,11 +192,33 @@ check_stop_continue(void)
 	}
 }
 
+/* As instance.c makes a worker's shared page: written here, sealed. */
+static int
+make_page(void)
+{
+	uint64_t *p;
+	int fd = memfd_create("test-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0 || ftruncate(fd, 4096) != 0 ||
+	    (p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+		return -1;
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE |
+	    F_SEAL_SEAL) != 0)
+		return -1;
+	p[0] = 0x1122334455667788ULL;	/* the writable mapping made first still works */
+	return fd;
+}
+
 int
 main(void)
 {
-	int pass;
+	int sv[2], pass;
 
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || (page_fd = make_page()) < 0) {
+		printf("FAIL - set-up: socketpair or shared page\n");
+		return 1;
+	}
+	sock_fd = sv[0];
 	/* Twice: the filter compiled by each worker, then the one compiled ahead (zygote). */
 	for (pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
@@ -164,6 +226,9 @@ main(void)
 			printf("# the same with the filter compiled ahead (sandbox_worker_prepare)\n");
 		}
 		check("memory, randomness, time, write", allowed_work, EXIT_OK);
+		check("setsockopt(SO_RCVTIMEO) on a session socket", rcvtimeo_allowed, EXIT_OK);
+		check("setsockopt(SO_SNDBUF)", forbidden_sockopt, KILLED_SIGSYS);
+		check("the shared page is read-only for good", shared_page_read_only, EXIT_OK);
 		check("open() fails with EACCES, no kill", open_fails_cleanly, EXIT_OK);
 		check_stop_continue();
 		check("socket(AF_INET)", forbidden_socket, KILLED_SIGSYS);
