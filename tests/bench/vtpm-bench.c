@@ -850,9 +850,6 @@ cmd_nvmulti(void)
 			struct mconn *c = evs[k2].data.ptr;
 
 			while (c->inflight && mconn_readable(c)) {
-				/* a response can follow its command within this batch */
-				if (c->sent > now)
-					now = bench_now_ns();
 				c->inflight = 0;
 				inflight--;
 				if (now >= t_warm && now <= t_end)
