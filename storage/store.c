@@ -170,6 +170,15 @@ store_fleet_self(struct store *s, char *owner, size_t ownerlen, int64_t *lease)
 		s->ops->fleet_self(s, owner, ownerlen, lease);
 }
 
+void
+store_batch_limits(struct store *s, int *max_insts, int *max_audit)
+{
+	*max_insts = 0;
+	*max_audit = 0;
+	if (s != NULL && s->ops->batch_limits != NULL)
+		s->ops->batch_limits(s, max_insts, max_audit);
+}
+
 /* ---- batches ---------------------------------------------------------- */
 
 struct store_batch *

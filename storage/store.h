@@ -123,6 +123,7 @@ struct store_etcd_cfg {
 	int		 lease_ttl;	/* seconds, 2..3600; 0 = 10 */
 	int		 timeout_ms;	/* per request, all endpoints together; 0 = 2000 */
 	const char	*node;		/* this vtpmd's name in owner keys; NULL = hostname */
+	int		 max_txn_ops;	/* etcd's --max-txn-ops; 0 = 128, its default */
 };
 
 /*
@@ -175,6 +176,16 @@ int store_inst_owner(struct store *s, const char *name, char *owner, size_t owne
 
 /* This process's owner name and lease ID ("" and 0 for other backends). */
 void store_fleet_self(struct store *s, char *owner, size_t ownerlen, int64_t *lease);
+
+/*
+ * How much one batch may carry in this backend (0 = no limit): the state
+ * stores of at most *max_insts instances (a blob and a record each) and at
+ * most *max_audit audit records. etcd refuses a txn with more than its
+ * --max-txn-ops compares or writes (store_etcd_cfg.max_txn_ops); vtpmd
+ * commits a group before it outgrows this, so a busy round becomes several
+ * commits instead of one refused one.
+ */
+void store_batch_limits(struct store *s, int *max_insts, int *max_audit);
 
 /* Closes the store and releases its lock. No batch may be committing. NULL is a no-op. */
 void store_close(struct store *s);

@@ -51,6 +51,8 @@ struct store_ops {
 	int	(*inst_owner)(struct store *s, const char *name, char *owner, size_t ownerlen,
 		    int64_t *lease);
 	void	(*fleet_self)(struct store *s, char *owner, size_t ownerlen, int64_t *lease);
+	/* Batch limits (store.h store_batch_limits); NULL = none. */
+	void	(*batch_limits)(struct store *s, int *max_insts, int *max_audit);
 };
 
 struct store {

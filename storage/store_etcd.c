@@ -31,6 +31,7 @@
 #define ETCD_FORMAT_VERSION	"1"
 #define ETCD_DEFAULT_TTL	10
 #define ETCD_DEFAULT_TIMEOUT	2000
+#define ETCD_DEFAULT_MAX_TXN_OPS 128	/* etcd's own default */
 #define ETCD_URL_MAX		256
 #define ETCD_TXN_RETRIES	4
 #define ETCD_MAX_CLAIMS		4096
@@ -68,6 +69,7 @@ struct store_etcd {
 	char		*ca_file, *cert_file, *key_file;
 	int		 timeout_ms;
 	int		 ttl;
+	int		 max_txn_ops;	/* etcd's --max-txn-ops */
 	char		 owner[STORE_ETCD_OWNER_MAX + 1];
 
 	pthread_mutex_t	 mu;		/* main: http_main, claims, audit_next */
@@ -752,7 +754,8 @@ store_open_etcd(const struct store_etcd_cfg *cfg, struct store **out)
 	*out = NULL;
 	if (cfg == NULL || cfg->endpoints == NULL ||
 	    (cfg->lease_ttl != 0 && (cfg->lease_ttl < 2 || cfg->lease_ttl > 3600)) ||
-	    cfg->timeout_ms < 0 || (cfg->cert_file == NULL) != (cfg->key_file == NULL))
+	    cfg->timeout_ms < 0 || (cfg->cert_file == NULL) != (cfg->key_file == NULL) ||
+	    (cfg->max_txn_ops != 0 && cfg->max_txn_ops < 16))
 		return VTPM_E_INVAL;
 	if (seal_init() != 0)
 		return VTPM_E_CRYPTO;
@@ -771,6 +774,7 @@ store_open_etcd(const struct store_etcd_cfg *cfg, struct store **out)
 	}
 	st->ttl = cfg->lease_ttl != 0 ? cfg->lease_ttl : ETCD_DEFAULT_TTL;
 	st->timeout_ms = cfg->timeout_ms != 0 ? cfg->timeout_ms : ETCD_DEFAULT_TIMEOUT;
+	st->max_txn_ops = cfg->max_txn_ops != 0 ? cfg->max_txn_ops : ETCD_DEFAULT_MAX_TXN_OPS;
 	if ((int64_t)st->timeout_ms * 4 > (int64_t)st->ttl * 1000)
 		log_warnx("etcd: a request may take %d ms, more than a quarter of the lease "
 		    "TTL (%d s): an instance may be stopped for a lapsing lease while "
@@ -2213,6 +2217,29 @@ out:
 	return rc;
 }
 
+/*
+ * etcd checks each of a txn's lists (compares, success ops, failure ops)
+ * against --max-txn-ops. The state store of one claimed instance costs at
+ * most 4 compares (the record as read, the owner's value and lease, the
+ * record's revision), 2 or 3 writes (blob, record, an ident entry) and 2
+ * failure reads; an audit record 1 write, and the batch 1 compare and 1
+ * write for the audit counter. A fifth of the limit in instances and a
+ * quarter in audit records keep every list below it, with room for the few
+ * keys a batch reads besides.
+ */
+static void
+etcd_batch_limits(struct store *s, int *max_insts, int *max_audit)
+{
+	struct store_etcd *st = etcd_of(s);
+
+	*max_insts = (st->max_txn_ops - 8) / 5;
+	*max_audit = st->max_txn_ops / 4;
+	if (*max_insts < 1)
+		*max_insts = 1;
+	if (*max_audit < 1)
+		*max_audit = 1;
+}
+
 static const struct store_ops etcd_ops = {
 	.name			= "etcd",
 	.close			= etcd_close,
@@ -2233,4 +2260,5 @@ static const struct store_ops etcd_ops = {
 	.fleet_tick		= etcd_fleet_tick,
 	.inst_owner		= etcd_inst_owner,
 	.fleet_self		= etcd_fleet_self,
+	.batch_limits		= etcd_batch_limits,
 };

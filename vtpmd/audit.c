@@ -240,17 +240,24 @@ audit_flush(struct store_batch *b)
 	char when[32], why[128];
 	time_t t;
 	struct tm tm;
-	int i, rc;
+	int i, n, rc, max_insts, max_audit;
 
-	for (i = 0; i < Q.n; i++) {
+	/* as many as the backend takes in one batch; the rest ride the next */
+	store_batch_limits(V->store, &max_insts, &max_audit);
+	n = max_audit > 0 && Q.n > max_audit ? max_audit : Q.n;
+	for (i = 0; i < n; i++) {
 		if (store_batch_put_audit(b, Q.rec[i], Q.len[i]) != 0)
 			log_warnx("audit record dropped: out of memory");
 		free(Q.rec[i]);
 		Q.rec[i] = NULL;
 	}
+	if (n < Q.n)
+		memmove(Q.rec, Q.rec + n, (size_t)(Q.n - n) * sizeof(Q.rec[0]));
+	if (n < Q.n)
+		memmove(Q.len, Q.len + n, (size_t)(Q.n - n) * sizeof(Q.len[0]));
+	Q.n -= n;
 	if (Q.dropped > 0)
 		log_warnx("%lu audit records were dropped (queue full)", Q.dropped);
-	Q.n = 0;
 	Q.dropped = 0;
 	if (R.upto == 0)
 		return;

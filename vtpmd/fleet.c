@@ -36,6 +36,13 @@ fleet_option(int opt, const char *arg)
 	case FLEET_OPT_ETCD_KEY:	fleet_etcd.key_file = arg; return 0;
 	case FLEET_OPT_ETCD_ALLOW_HTTP:	fleet_etcd.allow_http = 1; return 0;
 	case FLEET_OPT_ETCD_NODE:	fleet_etcd.node = arg; return 0;
+	case FLEET_OPT_ETCD_MAX_TXN_OPS:
+		v = strtol(arg, &end, 10);
+		if (*arg == '\0' || *end != '\0' || v < 16 || v > 1000000)
+			fatalx("--etcd-max-txn-ops: %s is not a number in 16..1000000 "
+			    "(etcd's --max-txn-ops)", arg);
+		fleet_etcd.max_txn_ops = (int)v;
+		return 0;
 	case FLEET_OPT_ETCD_LEASE_TTL:
 	case FLEET_OPT_ETCD_TIMEOUT:
 		v = strtol(arg, &end, 10);
@@ -64,7 +71,8 @@ fleet_check_config(void)
 {
 	if (!fleet_is_etcd() && (fleet_etcd.ca_file != NULL || fleet_etcd.cert_file != NULL ||
 	    fleet_etcd.key_file != NULL || fleet_etcd.allow_http || fleet_etcd.node != NULL ||
-	    fleet_etcd.lease_ttl != 0 || fleet_etcd.timeout_ms != 0))
+	    fleet_etcd.lease_ttl != 0 || fleet_etcd.timeout_ms != 0 ||
+	    fleet_etcd.max_txn_ops != 0))
 		fatalx("--etcd-* options need --store etcd:URL");
 	if ((fleet_etcd.cert_file == NULL) != (fleet_etcd.key_file == NULL))
 		fatalx("--etcd-cert and --etcd-key go together");

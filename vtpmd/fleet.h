@@ -19,6 +19,7 @@ enum {
 	FLEET_OPT_ETCD_NODE,
 	FLEET_OPT_ETCD_LEASE_TTL,
 	FLEET_OPT_ETCD_TIMEOUT,
+	FLEET_OPT_ETCD_MAX_TXN_OPS,
 };
 
 #define FLEET_LONGOPTS \
@@ -29,7 +30,8 @@ enum {
 	{ "etcd-allow-http", no_argument, NULL, FLEET_OPT_ETCD_ALLOW_HTTP }, \
 	{ "etcd-node", required_argument, NULL, FLEET_OPT_ETCD_NODE }, \
 	{ "etcd-lease-ttl", required_argument, NULL, FLEET_OPT_ETCD_LEASE_TTL }, \
-	{ "etcd-timeout-ms", required_argument, NULL, FLEET_OPT_ETCD_TIMEOUT }
+	{ "etcd-timeout-ms", required_argument, NULL, FLEET_OPT_ETCD_TIMEOUT }, \
+	{ "etcd-max-txn-ops", required_argument, NULL, FLEET_OPT_ETCD_MAX_TXN_OPS }
 
 /* Takes one FLEET_OPT_* option (fatal on a bad value); -1 if opt is not one. */
 int  fleet_option(int opt, const char *arg);

@@ -806,9 +806,12 @@ store_queue(struct inst *in, uint8_t type, const uint8_t *blob, size_t blen)
 {
 	uint64_t gen = inst_next_gen(in);
 	size_t slen;
-	int rc;
+	int rc, max_insts, max_audit;
 
-	if (V->nbatch_insts == (int)(sizeof(V->batch_insts) / sizeof(V->batch_insts[0])))
+	/* a full group is committed first: the array, or what the backend takes */
+	store_batch_limits(V->store, &max_insts, &max_audit);
+	if (V->nbatch_insts == (int)(sizeof(V->batch_insts) / sizeof(V->batch_insts[0])) ||
+	    (max_insts > 0 && V->nbatch_insts >= max_insts))
 		batch_commit();
 	in->pending_rec = in->rec;
 	rc = seal_blob(in->dek, V->kek->kid, in->rec.uuid, type, gen, blob, blen,

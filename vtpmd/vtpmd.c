@@ -55,7 +55,8 @@ usage(FILE *f)
 "             [--migration-key-provider file:PATH] [--metrics-listen tcp:127.0.0.1:PORT]\n"
 "             [--audit-retention DAYS] [--audit-max-records N]\n"
 "             [--store lmdb|etcd:URL[,URL...] [--etcd-cacert PEM] [--etcd-cert PEM --etcd-key PEM]\n"
-"              [--etcd-allow-http] [--etcd-node NAME] [--etcd-lease-ttl SEC] [--etcd-timeout-ms MS]]\n"
+"              [--etcd-allow-http] [--etcd-node NAME] [--etcd-lease-ttl SEC] [--etcd-timeout-ms MS]\n"
+"              [--etcd-max-txn-ops N]]\n"
 "Endpoints: unix:PATH, vsock:PORT, tcp:127.0.0.1:PORT.\n"
 "--dev: development mode. Simulated attestation, a local key file in the state\n"
 "directory, auto-enrolment. NOT FOR PRODUCTION. See vtpmd(8).\n");

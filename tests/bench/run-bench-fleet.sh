@@ -65,7 +65,7 @@ start() {	# NAME [args]
 echo "== bench-fleet: durable NV_Increment, LMDB vs etcd (3 members, loopback), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 start lmdb
 VL=$VP
-start etcd --store "etcd:$EPS" --etcd-node bench
+start etcd --store "etcd:$EPS" --etcd-node bench --etcd-max-txn-ops 1024
 VE=$VP
 for s in lmdb etcd; do
 	v=$VL; [ $s = etcd ] && v=$VE
