@@ -177,7 +177,7 @@ fail_one_commit() {	# TAG HOSTBYTE [--pipeline]
 	T_PIDS+=($pid)
 	touch "$T/step-${tag}1"		# a good write first: the value before the fault
 	wait_until grep -q "^step 1:" "$T/tc-$tag.out"
-	fault "sync EIO match=data.mdb"
+	fault "sync EIO"		# the whole disk: the commit log and LMDB
 	touch "$T/step-${tag}2"
 	wait_until grep -q "^step 2:" "$T/tc-$tag.out"
 	clear_fault
