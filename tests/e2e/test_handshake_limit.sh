@@ -15,7 +15,7 @@ check "guest a attached and served" getrandom_ok a
 
 # three silent connections hold all three slots
 for i in 1 2 3; do
-	t_bg $RAW "$T/vtpmd.sock" open 30
+	t_bg $RAW "$T/vtpmd.sock" open 30 >"$T/hold$i.out" 2>&1
 	HOLD[$i]=$BG_PID
 done
 sleep 0.5
