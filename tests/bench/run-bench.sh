@@ -228,11 +228,15 @@ bench "$BB/vtpm-bench" nv --server "unix:$W/main/vtpmd.sock" --swtpm "$W/sw-dura
 
 section "syscalls per command (strace -c; diagnostics, not timed)"
 # Workers are traced from their fork (strace -f on the parent and on the
-# zygote, which forks them, while a new guest attaches), not attached to
-# half-way through a wait: a tracer that interrupts a sandboxed worker's
-# poll() made it die on restart_syscall before 0c557ba, and the counts should
-# not depend on that.
-VTREE="$VMAIN,$(pgrep -P "$VMAIN" | paste -sd, -)"
+# zygote, which forks them, while a new guest attaches), and the spare
+# workers already waiting are attached to (a tracer that interrupts a
+# sandboxed worker's wait made it die on restart_syscall before 0c557ba).
+# Spare workers (--worker-spares) exist before the guest attaches: they are
+# traced from here, the worker the guest then gets among them.
+VKIDS=$(pgrep -P "$VMAIN" | paste -sd, -)
+VGRAND=$(for k in ${VKIDS//,/ }; do pgrep -P "$k"; done | paste -sd, -)
+VTREE="$VMAIN,$VKIDS,$VGRAND"
+VTREE=${VTREE//,,/,}
 strace_calls "${VTREE%,}" vtpmd_all.getrandom 3000 -- "$BB/vtpm-bench" loop \
 	--server "unix:$W/main/vtpmd.sock" --phase getrandom --iters 3000 --base 2
 strace_calls "${VTREE%,}" vtpmd_all.nvincrement 300 -- "$BB/vtpm-bench" loop \
