@@ -7,7 +7,7 @@
 # no _FORTIFY_SOURCE.
 WLOG_SO := $(BUILD)/tests/wlog.so
 TEST_TOOLS += $(WLOG_SO)
-$(WLOG_SO): tests/crashsim/wlog.c tests/crashsim/wlog.h
+$(WLOG_SO): tests/crashsim/wlog.c tests/crashsim/wlog.h tests/preload.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -Wall -Wextra -Wformat=2 -Wshadow \
 		-Wstrict-prototypes -Wmissing-prototypes -U_FORTIFY_SOURCE $(WERROR) \

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../preload.h"
 #include "wlog.h"
 
 #define MAX_FD		4096
@@ -68,22 +69,12 @@ __attribute__((constructor)) static void
 wl_init(void)
 {
 	const char *log = getenv("VTPM_WLOG"), *dir = getenv("VTPM_WLOG_DIR");
-	char buf[4096];
-	ssize_t n, i;
 	int fd;
 
 	if (log == NULL || dir == NULL || dir[0] != '/' || strlen(dir) >= sizeof(L.dir) - 1)
 		return;
-	if ((fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/cmdline", O_RDONLY | O_CLOEXEC)) < 0)
+	if (preload_is_worker() != 0)
 		return;
-	n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
-	syscall(SYS_close, fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	for (i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1)
-		if (strcmp(buf + i, "--worker") == 0 || strcmp(buf + i, "--worker-zygote") == 0)
-			return;
 	L.logfd = (int)syscall(SYS_openat, AT_FDCWD, log,
 	    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (L.logfd < 0)

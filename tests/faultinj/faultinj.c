@@ -45,6 +45,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../preload.h"
+
 #define MAX_RULES	16
 
 enum op { OP_OPEN, OP_READ, OP_WRITE, OP_FSYNC, OP_FDATASYNC, OP_MSYNC, OP_NONE };
@@ -88,27 +90,14 @@ typedef int (*msync_fn)(void *, size_t, int);
 __attribute__((constructor)) static void
 fi_init(void)
 {
-	char buf[4096];
-	ssize_t n, i;
-	int fd;
-
 	F.ctl = getenv("VTPM_FAULTINJ_CTL");
 	F.log = getenv("VTPM_FAULTINJ_LOG");
 	if (F.ctl == NULL || F.ctl[0] == '\0') {
 		F.off = 1;
 		return;
 	}
-	if ((fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/cmdline", O_RDONLY | O_CLOEXEC)) < 0)
-		return;
-	n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
-	syscall(SYS_close, fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	for (i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1) {
-		if (strcmp(buf + i, "--worker") == 0 || strcmp(buf + i, "--worker-zygote") == 0)
-			F.off = 1;
-	}
+	if (preload_is_worker() == 1)
+		F.off = 1;
 }
 
 static int

@@ -5,7 +5,7 @@
 # without _FORTIFY_SOURCE (it defines open() and read()).
 FAULTINJ_SO := $(BUILD)/tests/faultinj.so
 TEST_TOOLS += $(FAULTINJ_SO)
-$(FAULTINJ_SO): tests/faultinj/faultinj.c
+$(FAULTINJ_SO): tests/faultinj/faultinj.c tests/preload.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -Wall -Wextra -Wformat=2 -Wshadow \
 		-Wstrict-prototypes -Wmissing-prototypes -U_FORTIFY_SOURCE $(WERROR) \
