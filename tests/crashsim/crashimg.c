@@ -22,7 +22,7 @@
 #define MAX_FILES	256
 
 struct wr {
-	const struct wlog_rec	*r;
+	struct wlog_rec		 r;	/* a copy: records in the log are not aligned */
 	const uint8_t		*data;
 	int			 durable;
 };
@@ -130,7 +130,7 @@ copy_dir(const char *src, const char *dst, char *err, size_t errlen)
 static void
 apply_range(uint8_t *img, size_t imglen, const struct wr *w, uint64_t lo, uint64_t hi)
 {
-	uint64_t a = w->r->off, b = w->r->off + w->r->dlen;
+	uint64_t a = w->r.off, b = w->r.off + w->r.dlen;
 
 	if (a < lo)
 		a = lo;
@@ -138,7 +138,7 @@ apply_range(uint8_t *img, size_t imglen, const struct wr *w, uint64_t lo, uint64
 		b = hi;
 	if (a >= b || b > imglen)
 		return;
-	memcpy(img + a, w->data + (a - w->r->off), (size_t)(b - a));
+	memcpy(img + a, w->data + (a - w->r.off), (size_t)(b - a));
 }
 
 static int
@@ -159,20 +159,21 @@ build_file(const struct file *f, const char *snapdir, const char *outdir, uint64
 	/* the size: the last truncate, grown by every write that may have landed */
 	size = blen;
 	for (i = 0; i < f->nw; i++) {
-		if (f->w[i].r->op == WLOG_TRUNC)
-			size = f->w[i].r->off;
+		if (f->w[i].r.op == WLOG_TRUNC)
+			size = f->w[i].r.off;
 	}
 	end = size;
 	for (i = 0; i < f->nw; i++)
-		if (f->w[i].r->op == WLOG_WRITE && f->w[i].r->off + f->w[i].r->dlen > end)
-			end = f->w[i].r->off + f->w[i].r->dlen;
+		if (f->w[i].r.op == WLOG_WRITE && f->w[i].r.off + f->w[i].r.dlen > end)
+			end = f->w[i].r.off + f->w[i].r.dlen;
 	ilen = (size_t)end;
 	if ((img = calloc(1, ilen + 1)) == NULL) {
 		free(base);
 		seterr(err, errlen, "out of memory");
 		return -1;
 	}
-	memcpy(img, base, blen < ilen ? blen : ilen);
+	if (base != NULL && blen > 0)
+		memcpy(img, base, blen < ilen ? blen : ilen);
 	free(base);
 
 	/* each block independently: its durable prefix, then perhaps more */
@@ -183,7 +184,7 @@ build_file(const struct file *f, const char *snapdir, const char *outdir, uint64
 		size_t touch = 0, need = 0, take;
 
 		for (i = 0; i < f->nw; i++) {
-			const struct wlog_rec *r = f->w[i].r;
+			const struct wlog_rec *r = &f->w[i].r;
 
 			if (r->op != WLOG_WRITE || r->off >= hi || r->off + r->dlen <= lo)
 				continue;
@@ -204,7 +205,7 @@ build_file(const struct file *f, const char *snapdir, const char *outdir, uint64
 		if (take < touch)
 			st->blocks_dropped++;
 		for (i = 0, j = 0; i < f->nw && j < take; i++) {
-			const struct wlog_rec *r = f->w[i].r;
+			const struct wlog_rec *r = &f->w[i].r;
 
 			if (r->op != WLOG_WRITE || r->off >= hi || r->off + r->dlen <= lo)
 				continue;
@@ -218,8 +219,8 @@ build_file(const struct file *f, const char *snapdir, const char *outdir, uint64
 	}
 	/* a durable truncate wins over what the blocks say */
 	for (i = 0; i < f->nw; i++)
-		if (f->w[i].r->op == WLOG_TRUNC && f->w[i].durable)
-			size = f->w[i].r->off > size ? f->w[i].r->off : size;
+		if (f->w[i].r.op == WLOG_TRUNC && f->w[i].durable)
+			size = f->w[i].r.off > size ? f->w[i].r.off : size;
 	if (size > ilen)
 		size = ilen;
 	snprintf(path, sizeof(path), "%s/%s", outdir, f->name);
@@ -254,9 +255,12 @@ crashimg_build(const char *wlog, const char *snapdir, const char *outdir, uint64
 	}
 	/* pass 1: the records before the cut, per file; a torn last record ends the log */
 	for (off = 0; off + sizeof(struct wlog_rec) <= loglen;) {
-		const struct wlog_rec *r = (const struct wlog_rec *)(log + off);
-		const uint8_t *data = log + off + sizeof(*r);
+		struct wlog_rec rec;
+		const struct wlog_rec *r = &rec;
+		const uint8_t *data = log + off + sizeof(rec);
 		struct file *f;
+
+		memcpy(&rec, log + off, sizeof(rec));	/* records are not aligned */
 
 		if (r->magic != WLOG_MAGIC || r->dlen > loglen - off - sizeof(*r) ||
 		    r->file == 0 || r->file > MAX_FILES)
@@ -286,7 +290,7 @@ crashimg_build(const char *wlog, const char *snapdir, const char *outdir, uint64
 			f->w = nw;
 			f->capw = ncap;
 		}
-		f->w[f->nw].r = r;
+		f->w[f->nw].r = rec;
 		f->w[f->nw].data = data;
 		f->w[f->nw].durable = (r->flags & WLOG_F_DSYNC) && r->t1 < cut;
 		f->nw++;
@@ -301,16 +305,16 @@ crashimg_build(const char *wlog, const char *snapdir, const char *outdir, uint64
 		 * it started, wherever another thread's record landed in the log
 		 */
 		for (m = 0; m < files[i].nw; m++) {
-			const struct wlog_rec *s = files[i].w[m].r;
+			const struct wlog_rec *s = &files[i].w[m].r;
 
 			if (s->op != WLOG_SYNC)
 				continue;
 			for (k = 0; k < files[i].nw; k++)
-				if (files[i].w[k].r->op != WLOG_SYNC && files[i].w[k].r->t1 <= s->t0)
+				if (files[i].w[k].r.op != WLOG_SYNC && files[i].w[k].r.t1 <= s->t0)
 					files[i].w[k].durable = 1;
 		}
 		for (k = 0; k < files[i].nw; k++) {
-			if (files[i].w[k].r->op != WLOG_WRITE)
+			if (files[i].w[k].r.op != WLOG_WRITE)
 				continue;
 			st->writes++;
 			if (files[i].w[k].durable)
